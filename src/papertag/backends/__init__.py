@@ -1,0 +1,49 @@
+"""LLM backends. Each one turns a model spec into an OpenAI-compatible endpoint; nothing else
+knows which backend is in use. Adding a backend means adding a module and one line in BACKENDS."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..errors import PapertagError
+
+DEFAULT_MODEL_SPEC = "local"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where to send chat completions, and what the backend knows about its limits."""
+
+    spec: str  # the user's model spec, stored with every extraction
+    base_url: str
+    api_key: str = field(repr=False)  # never printed, logged or stored
+    model: str  # the model name sent in requests
+    context_tokens: int  # per request
+    concurrency: int  # how many requests the endpoint serves at once by default
+
+
+# A backend opens an endpoint for the part of the spec after "prefix:" and closes it when done.
+Backend = Callable[[str, "BackendOptions"], AbstractContextManager[Endpoint]]
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    base_url: str | None = None
+
+
+def _backends() -> dict[str, Backend]:
+    from . import local, openai_compat
+
+    return {"local": local.open_endpoint, "openai": openai_compat.open_endpoint}
+
+
+def open_endpoint(spec: str, options: BackendOptions | None = None) -> AbstractContextManager[Endpoint]:
+    prefix, _, rest = spec.partition(":")
+    backends = _backends()
+    if prefix not in backends:
+        raise PapertagError(
+            f"unknown model spec {spec!r}: use local, local:fast, local:/path/model.gguf or openai:<model>"
+        )
+    return backends[prefix](rest, options or BackendOptions())

@@ -1,0 +1,340 @@
+"""The command line: parses arguments, calls the library, prints. No logic lives only here."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import sys
+from datetime import datetime
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .backends import DEFAULT_MODEL_SPEC, BackendOptions
+from .errors import PapertagError
+from .ingest import IngestReport, ingest
+from .prompts import load_prompt
+from .queries import Reader, run_read_only_sql
+from .schema import DOMAINS
+from .sources import FORMATS, parse_file
+from .store import Store
+
+app = typer.Typer(
+    help="Summarise and tag research-paper abstracts with an LLM, store them in DuckDB, and query them.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console(soft_wrap=True)
+err = Console(stderr=True)
+
+DbOption = Annotated[Path, typer.Option("--db", envvar="PAPERTAG_DB", help="DuckDB file.", show_default=True)]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
+DEFAULT_DB = Path("papertag.duckdb")
+
+InputFormat = Enum("InputFormat", {name: name for name in FORMATS}, type=str)
+DomainChoice = Enum("DomainChoice", {name: name for name in DOMAINS}, type=str)
+
+
+class TagKind(str, Enum):
+    task = "task"
+    method = "method"
+    benchmark = "benchmark"
+
+
+class ExportFormat(str, Enum):
+    jsonl = "jsonl"
+    csv = "csv"
+    parquet = "parquet"
+
+
+def friendly_errors(command):
+    """Known problems become one line on stderr and exit code 2, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except PapertagError as error:
+            err.print(f"[red]error:[/red] {error}", highlight=False)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def print_table(rows: list[dict[str, Any]], columns: list[str], empty: str) -> None:
+    if not rows:
+        err.print(empty)
+        return
+    table = Table(*columns, show_lines=False)
+    for row in rows:
+        table.add_row(*[_cell(row[column]) for column in columns])
+    out.print(table)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    return "" if value is None else str(value)
+
+
+def reader(db: Path) -> Reader:
+    return Reader(db)
+
+
+@app.command("ingest")
+@friendly_errors
+def ingest_command(
+    paths: Annotated[list[Path], typer.Argument(help="Files of abstracts: saved listing pages (.txt), JSONL or CSV.")],
+    model: Annotated[str, typer.Option("--model", "-m", envvar="PAPERTAG_MODEL",
+        help="local (Qwen2.5-Coder-1.5B, embedded), local:fast (0.5B), local:/path/model.gguf, or openai:<model>.")] = DEFAULT_MODEL_SPEC,
+    base_url: Annotated[Optional[str], typer.Option("--base-url",
+        help="OpenAI-compatible server for openai:<model> (vLLM, Ollama, llama-server). Default: OPENAI_BASE_URL or OpenAI.")] = None,
+    input_format: Annotated[Optional[InputFormat], typer.Option("--format", help="Input format; default: by extension, then by content.")] = None,
+    concurrency: Annotated[Optional[int], typer.Option("--concurrency", min=1,
+        help="Papers in flight at once. Default: the backend's (8 for remote servers, the local model's slots).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Extract again even if this model and prompt already did.")] = False,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Only retry the papers whose extraction failed before.")] = False,
+    db: DbOption = DEFAULT_DB,
+    as_json: JsonOption = False,
+) -> None:
+    """Read abstracts, extract a summary and tags for each new paper, and store them.
+
+    Papers already extracted by the same model and prompt version are skipped at no cost.
+    Exit code: 0 when every paper succeeded, 1 when any failed or input lines were skipped, 2 on bad input, 130 on Ctrl-C.
+    """
+    parsed = [parse_file(path, input_format.value if input_format else None) for path in paths]
+    problems = [f"{item.path}: {problem}" for item in parsed for problem in item.problems]
+    for problem in problems:
+        err.print(f"[yellow]skipped[/yellow] {problem}", highlight=False)
+    papers = [paper for item in parsed for paper in item.papers]
+    prompt = load_prompt()
+    store = Store(db)
+    report = IngestReport()
+    try:
+        with _progress() as progress:
+            task = progress.add_task("extracting", total=None, ok=0, failed=0, tokens=0)
+
+            def on_start(total: int) -> None:
+                progress.update(task, total=total)
+                if total:
+                    progress.update(task, description=f"extracting with {model}")
+
+            def on_result(result) -> None:
+                fields = progress.tasks[0].fields
+                if result.truncated:
+                    progress.console.print(f"[yellow]warning[/yellow] {result.paper.id}: abstract truncated to fit the model context")
+                progress.update(
+                    task, advance=1,
+                    ok=fields["ok"] + result.ok, failed=fields["failed"] + (not result.ok),
+                    tokens=fields["tokens"] + result.prompt_tokens + result.completion_tokens,
+                )
+
+            report = ingest(
+                store, papers, spec=model, prompt=prompt, options=BackendOptions(base_url=base_url),
+                concurrency=concurrency, force=force, retry_failed_only=retry_failed,
+                on_start=on_start, on_result=on_result,
+            )
+    except KeyboardInterrupt:
+        report.interrupted = True
+        _print_report(report, db, problems, as_json)
+        raise typer.Exit(130)
+    finally:
+        store.close()
+    _print_report(report, db, problems, as_json)
+    if report.failed or problems:
+        raise typer.Exit(1)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("[green]{task.fields[ok]} ok[/green] [red]{task.fields[failed]} failed[/red] {task.fields[tokens]:,} tokens"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+    )
+
+
+def _print_report(report: IngestReport, db: Path, problems: list[str], as_json: bool) -> None:
+    calls = report.extracted + report.failed
+    data = {
+        "papers": report.papers,
+        "new_or_changed": report.new_or_changed,
+        "cached": report.cached,
+        "extracted": report.extracted,
+        "failed": report.failed,
+        "truncated": report.truncated,
+        "skipped_input_lines": len(problems),
+        "prompt_tokens": report.prompt_tokens,
+        "completion_tokens": report.completion_tokens,
+        "tokens_per_paper": round((report.prompt_tokens + report.completion_tokens) / calls, 1) if calls else 0,
+        "seconds_per_paper": round(report.llm_seconds / calls, 2) if calls else 0,
+        "wall_seconds": round(report.wall_seconds, 2),
+        "interrupted": report.interrupted,
+        "failures": [{"id": paper_id, "error": error} for paper_id, error in report.failures],
+        "db": str(db),
+    }
+    if as_json:
+        print_json(data)
+        return
+    table = Table(title="papertag ingest", show_header=False)
+    for key in ("papers", "cached", "extracted", "failed", "truncated", "skipped_input_lines",
+                "tokens_per_paper", "seconds_per_paper", "wall_seconds", "db"):
+        table.add_row(key.replace("_", " "), str(data[key]))
+    out.print(table)
+    for paper_id, error in report.failures[:10]:
+        err.print(f"[red]failed[/red] {paper_id}: {error}", highlight=False)
+    if len(report.failures) > 10:
+        err.print(f"... and {len(report.failures) - 10} more; 'papertag ingest --retry-failed' tries them again")
+    if report.interrupted:
+        err.print("interrupted: finished papers are saved; run the same command again to continue")
+
+
+@app.command()
+@friendly_errors
+def summaries(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
+    """One line per paper: title — summary."""
+    rows = reader(db).summaries()
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        err.print("no papers yet; run 'papertag ingest FILE'")
+    for row in rows:
+        summary = row["summary"] or f"({row['status']}: no summary yet)"
+        out.print(f"[bold]{row['title']}[/bold] — {summary}", highlight=False)
+
+
+@app.command()
+@friendly_errors
+def query(
+    benchmark: Annotated[Optional[str], typer.Option(help="Benchmark or dataset name; case, spacing and punctuation are ignored.")] = None,
+    task: Annotated[Optional[str], typer.Option(help="Part of a task phrase, e.g. 'skill discovery'.")] = None,
+    method: Annotated[Optional[str], typer.Option(help="Part of a method name, e.g. 'lora'.")] = None,
+    domain: Annotated[Optional[DomainChoice], typer.Option(help="Exactly one domain.")] = None,
+    db: DbOption = DEFAULT_DB,
+    as_json: JsonOption = False,
+) -> None:
+    """Papers whose extracted tags match every given filter, e.g. --benchmark AgentBench."""
+    if not any((benchmark, task, method, domain)):
+        raise PapertagError("give at least one of --benchmark, --task, --method, --domain")
+    rows = reader(db).query(benchmark=benchmark, task=task, method=method, domain=domain.value if domain else None)
+    if as_json:
+        print_json(rows)
+        return
+    print_table(rows, ["id", "title", "summary", "benchmarks", "domain"], "no matching papers")
+
+
+@app.command()
+@friendly_errors
+def show(
+    paper_id: Annotated[str, typer.Argument(metavar="ID", help="Paper id, or a unique prefix of it.")],
+    db: DbOption = DEFAULT_DB,
+    as_json: JsonOption = False,
+) -> None:
+    """Everything about one paper: text, current tags, and every extraction attempt."""
+    paper = reader(db).show(paper_id)
+    if as_json:
+        print_json(paper)
+        return
+    out.print(f"[bold]{paper['title']}[/bold]  ({paper['id']})", highlight=False)
+    out.print(paper["abstract"], highlight=False)
+    current = next((e for e in paper["extractions"] if e["current"]), None)
+    if current:
+        out.print(f"\n[bold]summary[/bold]     {current['summary']}", highlight=False)
+        out.print(f"[bold]domain[/bold]      {current['domain']}")
+        for kind in ("tasks", "methods", "benchmarks"):
+            out.print(f"[bold]{kind:<11}[/bold] {', '.join(paper[kind]) or '—'}", highlight=False)
+    table = Table("when", "model", "prompt", "status", "tokens", "seconds", "truncated", "error", title="extractions")
+    for e in paper["extractions"]:
+        table.add_row(
+            f"{e['created_at']:%Y-%m-%d %H:%M}", e["model"], e["prompt_version"], e["status"],
+            str(e["prompt_tokens"] + e["completion_tokens"]), f"{e['latency_s']:.1f}", str(e["truncated"]), e["error"] or "",
+        )
+    out.print(table)
+
+
+@app.command()
+@friendly_errors
+def tags(
+    kind: Annotated[Optional[TagKind], typer.Option(help="Only this kind of tag.")] = None,
+    db: DbOption = DEFAULT_DB,
+    as_json: JsonOption = False,
+) -> None:
+    """Tag values with their paper counts, most common first."""
+    rows = reader(db).tags(kind.value if kind else None)
+    if as_json:
+        print_json(rows)
+        return
+    print_table(rows, ["kind", "value", "papers"], "no tags yet")
+
+
+@app.command()
+@friendly_errors
+def export(
+    export_format: Annotated[ExportFormat, typer.Option("--format", help="jsonl, csv or parquet.")] = ExportFormat.jsonl,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="File to write; default stdout (required for parquet).")] = None,
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """One record per paper: id, title, summary, tasks, methods, benchmarks, domain, model, prompt_version."""
+    source = reader(db)
+    if export_format is ExportFormat.parquet:
+        if output is None:
+            raise PapertagError("--format parquet needs --output FILE")
+        source.export_relation().write_parquet(str(output))
+        return
+    records = source.export()
+    stream = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+    try:
+        if export_format is ExportFormat.jsonl:
+            for record in records:
+                stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+        else:
+            writer = csv.DictWriter(stream, fieldnames=list(records[0]) if records else ["id"])
+            writer.writeheader()
+            for record in records:
+                writer.writerow({k: "; ".join(v) if isinstance(v, list) else v for k, v in record.items()})
+    finally:
+        if output:
+            stream.close()
+
+
+@app.command()
+@friendly_errors
+def sql(
+    statement: Annotated[str, typer.Argument(metavar="SQL", help="A SELECT query. Tables: papers, extractions, tags; view: current_extractions.")],
+    db: DbOption = DEFAULT_DB,
+    as_json: JsonOption = False,
+) -> None:
+    """Run read-only SQL against the database; writes, ATTACH, COPY, INSTALL/LOAD and file access are rejected."""
+    columns, rows = run_read_only_sql(db, statement)
+    records = [dict(zip(columns, row)) for row in rows]
+    if as_json:
+        print_json(records)
+        return
+    print_table(records, columns, "no rows")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,136 @@
+"""The main job: papers → (skip what is done) → extract concurrently → store in small batches."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from .backends import BackendOptions, open_endpoint
+from .extract import Extraction, Extractor
+from .prompts import Prompt
+from .sources import Paper
+from .store import Store
+
+FLUSH_EVERY_S = 1.0  # an interrupted run loses at most about this much finished work
+FLUSH_EVERY_N = 32
+
+
+@dataclass
+class IngestReport:
+    papers: int = 0
+    new_or_changed: int = 0
+    cached: int = 0
+    extracted: int = 0
+    failed: int = 0
+    truncated: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    llm_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    interrupted: bool = False
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (paper id, error)
+
+    def count(self, result: Extraction) -> None:
+        if result.ok:
+            self.extracted += 1
+        else:
+            self.failed += 1
+            self.failures.append((result.paper.id, result.error or "unknown error"))
+        self.truncated += result.truncated
+        self.prompt_tokens += result.prompt_tokens
+        self.completion_tokens += result.completion_tokens
+        self.llm_seconds += result.latency_s
+
+
+def canonical_spec(spec: str) -> str:
+    return spec.rstrip(":")
+
+
+def unique_papers(papers: Iterable[Paper]) -> list[Paper]:
+    """First occurrence of each id wins, so one input listing a paper twice costs one call."""
+    seen: dict[str, Paper] = {}
+    for paper in papers:
+        seen.setdefault(paper.id, paper)
+    return list(seen.values())
+
+
+def plan(store: Store, papers: list[Paper], spec: str, prompt: Prompt, *, force: bool, retry_failed_only: bool) -> list[Paper]:
+    if retry_failed_only:
+        failed = store.failed_paper_ids()
+        return [paper for paper in papers if paper.id in failed]
+    if force:
+        return papers
+    done = store.done_keys(spec, prompt.version)
+    return [paper for paper in papers if (paper.id, paper.content_hash) not in done]
+
+
+def ingest(
+    store: Store,
+    papers: list[Paper],
+    *,
+    spec: str,
+    prompt: Prompt,
+    options: BackendOptions | None = None,
+    concurrency: int | None = None,
+    force: bool = False,
+    retry_failed_only: bool = False,
+    on_start: Callable[[int], None] = lambda total: None,
+    on_result: Callable[[Extraction], None] = lambda result: None,
+    make_extractor: Callable = Extractor,
+) -> IngestReport:
+    started = time.perf_counter()
+    spec = canonical_spec(spec)
+    papers = unique_papers(papers)
+    report = IngestReport(papers=len(papers))
+    report.new_or_changed = store.add_papers(papers)
+    todo = plan(store, papers, spec, prompt, force=force, retry_failed_only=retry_failed_only)
+    report.cached = len(papers) - len(todo) if not retry_failed_only else 0
+    on_start(len(todo))
+    if todo:
+        # The endpoint (and the local model's load) is only paid for when there is work.
+        with open_endpoint(spec, options) as endpoint:
+            extractor = make_extractor(endpoint, prompt)
+            _run(store, todo, extractor, concurrency or endpoint.concurrency, spec, prompt.version, report, on_result)
+    report.wall_seconds = time.perf_counter() - started
+    return report
+
+
+def _run(store, todo, extractor, concurrency, spec, prompt_version, report, on_result) -> None:
+    pending_writes: list[Extraction] = []
+    last_flush = time.monotonic()
+
+    def flush() -> None:
+        nonlocal last_flush
+        store.save(pending_writes, spec, prompt_version)
+        pending_writes.clear()
+        last_flush = time.monotonic()
+
+    queue = iter(todo)
+    executor = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="extract")
+    in_flight: set[Future] = set()
+    try:
+        # Bounded in-flight work: at most `concurrency` papers are being extracted at once.
+        for paper in queue:
+            in_flight.add(executor.submit(extractor.extract, paper))
+            if len(in_flight) >= concurrency:
+                break
+        while in_flight:
+            done, in_flight = wait(in_flight, timeout=FLUSH_EVERY_S, return_when=FIRST_COMPLETED)
+            for future in done:
+                result = future.result()
+                report.count(result)
+                pending_writes.append(result)
+                on_result(result)
+                next_paper = next(queue, None)
+                if next_paper is not None:
+                    in_flight.add(executor.submit(extractor.extract, next_paper))
+            if len(pending_writes) >= FLUSH_EVERY_N or time.monotonic() - last_flush >= FLUSH_EVERY_S:
+                flush()
+    except KeyboardInterrupt:
+        report.interrupted = True
+        raise
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)
+        flush()  # keep every finished paper, whatever stopped the run

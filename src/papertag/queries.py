@@ -1,0 +1,140 @@
+"""Reading the database: every reading command's data comes from here, as plain dicts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from .errors import PapertagError
+from .store import connect, rows_as_dicts
+from .text import tag_key
+
+# One record per paper with its current extraction; tag lists keep the model's order.
+PAPER_RECORDS = """
+    SELECT p.id, p.title, e.summary,
+        coalesce(list(t.value ORDER BY t.position) FILTER (WHERE t.kind = 'task'), []) AS tasks,
+        coalesce(list(t.value ORDER BY t.position) FILTER (WHERE t.kind = 'method'), []) AS methods,
+        coalesce(list(t.value ORDER BY t.position) FILTER (WHERE t.kind = 'benchmark'), []) AS benchmarks,
+        e.domain, e.model, e.prompt_version
+    FROM papers p
+    JOIN current_extractions e ON e.paper_id = p.id
+    LEFT JOIN tags t ON t.extraction_id = e.id
+    {where}
+    GROUP BY ALL
+    ORDER BY p.title
+"""
+
+
+class Reader:
+    def __init__(self, path: Path):
+        self.con = connect(path, read_only=True)
+
+    def close(self) -> None:
+        self.con.close()
+
+    def _records(self, where: str = "", params: list[Any] | None = None) -> list[dict[str, Any]]:
+        return rows_as_dicts(self.con.execute(PAPER_RECORDS.format(where=where), params or []))
+
+    def summaries(self) -> list[dict[str, Any]]:
+        return rows_as_dicts(self.con.execute(
+            """SELECT p.id, p.title, e.summary, coalesce(e.status, 'pending') AS status
+               FROM papers p LEFT JOIN current_extractions e ON e.paper_id = p.id
+               ORDER BY p.title"""
+        ))
+
+    def query(self, *, benchmark: str | None = None, task: str | None = None,
+              method: str | None = None, domain: str | None = None) -> list[dict[str, Any]]:
+        """Benchmarks match the whole normalised key; tasks and methods match a part of it."""
+        conditions, params = [], []
+        for kind, value, exact in (("benchmark", benchmark, True), ("task", task, False), ("method", method, False)):
+            if value is None:
+                continue
+            key = tag_key(value)
+            if not key:
+                raise PapertagError(f"--{kind} {value!r} has no letters or digits to match")
+            match = "key = ?" if exact else "contains(key, ?)"
+            conditions.append(f"e.id IN (SELECT extraction_id FROM tags WHERE kind = ? AND {match})")
+            params += [kind, key]
+        if domain is not None:
+            conditions.append("e.domain = ?")
+            params.append(domain)
+        where = ("WHERE " + " AND ".join(conditions)) if conditions else ""
+        return self._records(where, params)
+
+    def export(self) -> list[dict[str, Any]]:
+        return self._records()
+
+    def export_relation(self) -> duckdb.DuckDBPyRelation:
+        return self.con.sql(PAPER_RECORDS.format(where=""))
+
+    def show(self, paper_id: str) -> dict[str, Any]:
+        matches = self.con.execute(
+            "SELECT * FROM papers WHERE id = ? OR starts_with(id, ?) ORDER BY id = ? DESC LIMIT 2",
+            [paper_id, paper_id, paper_id],
+        )
+        papers = rows_as_dicts(matches)
+        if not papers:
+            raise PapertagError(f"no paper with id {paper_id!r}; 'papertag summaries --json' lists the ids")
+        if len(papers) > 1 and papers[0]["id"] != paper_id:
+            raise PapertagError(f"id prefix {paper_id!r} matches more than one paper; give more of it")
+        paper = papers[0]
+        paper["extractions"] = rows_as_dicts(self.con.execute(
+            """SELECT e.*, e.id IN (SELECT id FROM current_extractions) AS current
+               FROM extractions e WHERE paper_id = ? ORDER BY created_at DESC""",
+            [paper["id"]],
+        ))
+        tags = rows_as_dicts(self.con.execute(
+            """SELECT t.kind, t.value FROM tags t JOIN current_extractions e ON e.id = t.extraction_id
+               WHERE t.paper_id = ? ORDER BY t.kind, t.position""",
+            [paper["id"]],
+        ))
+        for kind in ("task", "method", "benchmark"):
+            paper[kind + "s"] = [tag["value"] for tag in tags if tag["kind"] == kind]
+        return paper
+
+    def tags(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """Each tag once per normalised key, shown in its most common spelling."""
+        return rows_as_dicts(self.con.execute(
+            """SELECT t.kind, mode(t.value) AS value, t.key, count(DISTINCT t.paper_id) AS papers
+               FROM tags t JOIN current_extractions e ON e.id = t.extraction_id
+               WHERE ? IS NULL OR t.kind = ?
+               GROUP BY t.kind, t.key
+               ORDER BY papers DESC, t.kind, value""",
+            [kind, kind],
+        ))
+
+
+def run_read_only_sql(path: Path, sql: str) -> tuple[list[str], list[tuple]]:
+    """Power users' SQL: SELECT only, on a read-only connection that cannot reach files or extensions."""
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as error:
+        raise PapertagError(f"SQL does not parse: {str(error).splitlines()[0]}") from None
+    if not statements:
+        raise PapertagError("no SQL statement given")
+    for statement in statements:
+        if statement.type != duckdb.StatementType.SELECT:
+            raise PapertagError(f"only SELECT queries are allowed here, not {statement.type.name}")
+    if not path.exists():
+        raise PapertagError(f"no database at {path}; run 'papertag ingest FILE' first, or pass --db")
+    try:
+        con = duckdb.connect(
+            str(path),
+            read_only=True,
+            config={"enable_external_access": False, "autoload_known_extensions": False,
+                    "autoinstall_known_extensions": False, "lock_configuration": True},
+        )
+    except duckdb.Error as error:
+        raise PapertagError(f"cannot open database {path}: {str(error).splitlines()[0]}") from None
+    try:
+        relation = None
+        for statement in statements:
+            relation = con.execute(statement)
+        columns = [d[0] for d in relation.description] if relation.description else []
+        return columns, relation.fetchall()
+    except duckdb.Error as error:
+        raise PapertagError(f"query failed: {str(error).splitlines()[0]}") from None
+    finally:
+        con.close()

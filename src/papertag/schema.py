@@ -1,0 +1,74 @@
+"""What one extraction returns: the pydantic model that instructor validates against."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal, get_args
+
+from pydantic import BaseModel, Field, StringConstraints, ValidationInfo, field_validator
+
+Domain = Literal[
+    "nlp",
+    "computer-vision",
+    "speech-audio",
+    "reinforcement-learning",
+    "robotics",
+    "information-retrieval",
+    "ml-theory",
+    "ml-systems",
+    "multimodal",
+    "graph-learning",
+    "bio-medical",
+    "security-privacy",
+    "software-engineering",
+    "hci",
+    "other",
+]
+DOMAINS: tuple[str, ...] = get_args(Domain)
+
+MAX_SUMMARY_WORDS = 30
+
+# Length bounds go into the JSON schema, so grammar-constrained decoding cannot run away.
+Phrase = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
+
+
+def _fold(text: str) -> str:
+    return re.sub(r"[\W_]+", " ", text.casefold()).strip()
+
+
+class PaperTags(BaseModel):
+    """A one-line summary and the tags of one paper."""
+
+    summary: str = Field(
+        min_length=10,
+        max_length=200,  # about 30 words; the grammar stops the model here
+        description="One sentence, at most 30 words: what the paper does and its main result.",
+    )
+    tasks: list[Phrase] = Field(min_length=1, max_length=3, description="Problems addressed.")
+    methods: list[Phrase] = Field(min_length=1, max_length=5, description="Named methods, models or techniques.")
+    benchmarks: list[Phrase] = Field(max_length=8, description="Datasets/benchmarks evaluated on or released.")
+    domain: Domain
+
+    @field_validator("summary")
+    @classmethod
+    def summary_is_one_short_sentence(cls, summary: str, info: ValidationInfo) -> str:
+        summary = " ".join(summary.split())
+        words = len(summary.split())
+        if words > MAX_SUMMARY_WORDS:
+            raise ValueError(f"summary has {words} words; write one sentence of at most {MAX_SUMMARY_WORDS} words")
+        title = (info.context or {}).get("title")
+        if title and _fold(summary) == _fold(title):
+            raise ValueError("summary repeats the title; say what the paper does and finds instead")
+        return summary
+
+    @field_validator("tasks", "methods", "benchmarks")
+    @classmethod
+    def drop_duplicates(cls, values: list[str]) -> list[str]:
+        seen: set[str] = set()
+        unique = []
+        for value in values:
+            key = _fold(value)
+            if key and key not in seen:
+                seen.add(key)
+                unique.append(value)
+        return unique

@@ -1,0 +1,163 @@
+"""Input files → papers. Three formats: saved listing pages, JSONL and CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from .errors import PapertagError
+from .text import content_hash, squash_whitespace
+
+Format = Literal["listing", "jsonl", "csv"]
+FORMATS: tuple[str, ...] = ("listing", "jsonl", "csv")
+EXTENSIONS: dict[str, Format] = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".txt": "listing", ".md": "listing"}
+
+# A listing page's abstract is a long paragraph; a title is a short line right before it.
+MIN_ABSTRACT_WORDS = 25
+MAX_TITLE_WORDS = 40
+
+
+@dataclass(frozen=True)
+class Paper:
+    id: str
+    title: str
+    abstract: str
+    source: str
+    content_hash: str
+
+
+@dataclass
+class ParsedFile:
+    path: str
+    format: Format
+    papers: list[Paper] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # skipped records, each naming its line
+
+
+def make_paper(title: str, abstract: str, source: str, given_id: object = None) -> Paper:
+    title, abstract = squash_whitespace(title), squash_whitespace(abstract)
+    digest = content_hash(title, abstract)
+    paper_id = str(given_id).strip() if given_id not in (None, "") else digest[:16]
+    return Paper(id=paper_id, title=title, abstract=abstract, source=source, content_hash=digest)
+
+
+def read_text(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise PapertagError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise PapertagError(f"{path}: is a directory, not a file") from None
+    except OSError as error:
+        raise PapertagError(f"{path}: cannot read ({error.strerror})") from None
+    if not data.strip():
+        raise PapertagError(f"{path}: file is empty")
+    if b"\0" in data[:8192]:
+        raise PapertagError(f"{path}: looks like a binary file, not text")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise PapertagError(f"{path}: not UTF-8 text (bad byte at offset {error.start}); re-save it as UTF-8") from None
+
+
+def detect_format(path: Path, text: str) -> Format:
+    if path.suffix.lower() in EXTENSIONS:
+        return EXTENSIONS[path.suffix.lower()]
+    first_line = text.lstrip().split("\n", 1)[0]
+    if first_line.startswith("{"):
+        return "jsonl"
+    header = {column.strip().casefold() for column in first_line.split(",")}
+    if {"title", "abstract"} <= header:
+        return "csv"
+    return "listing"
+
+
+def parse_file(path: Path, format: Format | None = None) -> ParsedFile:
+    text = read_text(path)
+    chosen = format or detect_format(path, text)
+    parsed = ParsedFile(path=str(path), format=chosen)
+    {"listing": _parse_listing, "jsonl": _parse_jsonl, "csv": _parse_csv}[chosen](text, parsed)
+    if not parsed.papers:
+        detail = "; ".join(parsed.problems[:3]) or _NO_PAPERS_HINT[chosen]
+        raise PapertagError(f"{path}: no abstracts found ({detail})")
+    return parsed
+
+
+_NO_PAPERS_HINT = {
+    "listing": "expected a title line followed by an abstract paragraph of at least 25 words",
+    "jsonl": "expected one JSON object per line with 'title' and 'abstract'",
+    "csv": "expected rows with 'title' and 'abstract'",
+}
+
+
+def _is_abstract(line: str) -> bool:
+    return len(line.split()) >= MIN_ABSTRACT_WORDS
+
+
+def _parse_listing(text: str, parsed: ParsedFile) -> None:
+    lines = [squash_whitespace(line) for line in text.splitlines()]
+    lines = [line for line in lines if line]
+    title: str | None = None
+    paragraphs: list[str] = []
+    previous = ""
+
+    def flush() -> None:
+        if title is not None and paragraphs:
+            parsed.papers.append(make_paper(title, " ".join(paragraphs), parsed.path))
+
+    for line in lines:
+        if _is_abstract(line):
+            if paragraphs and previous == paragraphs[-1]:
+                paragraphs.append(line)  # a second paragraph of the same abstract
+            elif len(previous.split()) <= MAX_TITLE_WORDS and previous and not _is_abstract(previous):
+                flush()
+                title, paragraphs = previous, [line]
+        previous = line
+    flush()
+
+
+def _parse_jsonl(text: str, parsed: ParsedFile) -> None:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            parsed.problems.append(f"line {number}: not valid JSON ({error.msg})")
+            continue
+        _add_record(record, f"line {number}", parsed)
+
+
+def _parse_csv(text: str, parsed: ParsedFile) -> None:
+    csv.field_size_limit(sys.maxsize)  # abstracts can be long
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    columns = {(name or "").strip().casefold(): name for name in reader.fieldnames or []}
+    missing = [name for name in ("title", "abstract") if name not in columns]
+    if missing:
+        raise PapertagError(
+            f"{parsed.path}: CSV is missing column(s) {', '.join(missing)} (found: {', '.join(columns) or 'none'})"
+        )
+    try:
+        for row in reader:
+            record = {key: row.get(original) for key, original in columns.items()}
+            _add_record(record, f"line {reader.line_num}", parsed)
+    except csv.Error as error:
+        raise PapertagError(f"{parsed.path}: broken CSV near line {reader.line_num} ({error})") from None
+
+
+def _add_record(record: object, where: str, parsed: ParsedFile) -> None:
+    if not isinstance(record, dict):
+        parsed.problems.append(f"{where}: expected an object with 'title' and 'abstract'")
+        return
+    title, abstract = record.get("title"), record.get("abstract")
+    if not isinstance(title, str) or not title.strip():
+        parsed.problems.append(f"{where}: missing 'title'")
+    elif not isinstance(abstract, str) or not abstract.strip():
+        parsed.problems.append(f"{where}: missing 'abstract'")
+    else:
+        parsed.papers.append(make_paper(title, abstract, parsed.path, record.get("id")))
