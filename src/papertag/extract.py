@@ -111,7 +111,7 @@ class Extractor:
         self.max_abstract_chars = max(budget, 1000)
 
     def _wait(self, state: RetryCallState) -> float:
-        backoff = wait_exponential_jitter(initial=0.5, max=self.max_wait_s)(state)
+        backoff = wait_exponential_jitter(multiplier=0.5, max=self.max_wait_s)(state)
         hinted = retry_after_seconds(state.outcome.exception()) if state.outcome else 0.0
         return max(backoff, min(hinted, self.max_wait_s * 4))
 

@@ -26,7 +26,7 @@ MIGRATIONS: list[str] = [
         abstract VARCHAR NOT NULL,
         content_hash VARCHAR NOT NULL,
         source VARCHAR,
-        added_at TIMESTAMPTZ NOT NULL
+        added_at TIMESTAMP NOT NULL
     );
     CREATE SEQUENCE extraction_ids;
     CREATE TABLE extractions (
@@ -44,7 +44,7 @@ MIGRATIONS: list[str] = [
         completion_tokens INTEGER NOT NULL,
         latency_s DOUBLE NOT NULL,
         truncated BOOLEAN NOT NULL,
-        created_at TIMESTAMPTZ NOT NULL
+        created_at TIMESTAMP NOT NULL
     );
     CREATE INDEX extractions_key ON extractions (paper_id, model, prompt_version);
     CREATE TABLE tags (
@@ -67,7 +67,8 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    """Naive UTC: DuckDB's TIMESTAMP WITH TIME ZONE would need pytz just to read it back."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
@@ -101,7 +102,7 @@ class Store:
         self.con.close()
 
     def migrate(self) -> None:
-        self.con.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ)")
+        self.con.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)")
         applied = self.con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
         if applied > SCHEMA_VERSION:
             raise PapertagError(f"database {self.path} was written by a newer papertag (schema {applied})")

@@ -1,0 +1,40 @@
+"""The real path: the embedded llama.cpp server with the default model, on two sample abstracts."""
+
+import pytest
+
+from papertag.ingest import ingest
+from papertag.prompts import load_prompt
+from papertag.queries import Reader
+from papertag.schema import DOMAINS
+from papertag.sources import parse_file
+from papertag.store import Store
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def real_model_cache(monkeypatch):
+    """Reuse the assembled model across runs instead of re-assembling 1.1 GB into a temp dir."""
+    monkeypatch.delenv("PAPERTAG_CACHE_DIR", raising=False)
+
+
+def test_default_local_model_extracts_and_stores(sample_path, db_path):
+    papers = parse_file(sample_path).papers
+    cycleqd = papers[0]
+    assert cycleqd.title.endswith("via CycleQD")
+    store = Store(db_path)
+    report = ingest(store, [cycleqd, papers[2]], spec="local", prompt=load_prompt())
+    store.close()
+    assert (report.extracted, report.failed) == (2, 0), report.failures
+
+    reader = Reader(db_path)
+    records = {record["id"]: record for record in reader.export()}
+    reader.close()
+    assert len(records) == 2
+    for record in records.values():
+        assert record["model"] == "local"
+        assert 0 < len(record["summary"].split()) <= 30
+        assert record["summary"].casefold() != record["title"].casefold()
+        assert 1 <= len(record["tasks"]) <= 3 and 1 <= len(record["methods"]) <= 5
+        assert record["domain"] in DOMAINS
+    assert "agentbench" in {b.casefold() for b in records[cycleqd.id]["benchmarks"]}

@@ -1,0 +1,122 @@
+import json
+
+import pytest
+
+from fake_openai import FakeOpenAI, Reply, completion, user_paper
+from papertag.errors import PapertagError
+from papertag.queries import Reader, run_read_only_sql
+from papertag.sources import make_paper
+from test_ingest import run
+
+TAGS = {
+    "P1": {"benchmarks": ["MMLU-Pro", "GSM8K"], "methods": ["LoRA adapters"], "tasks": ["math reasoning"], "domain": "nlp"},
+    "P2": {"benchmarks": ["mmlu pro"], "methods": ["Q-LoRA"], "tasks": ["question answering"], "domain": "nlp"},
+    "P3": {"benchmarks": ["MMLU Pro", "ImageNet"], "methods": ["ViT"], "tasks": ["image classification"], "domain": "computer-vision"},
+    "P4": {"benchmarks": [], "methods": ["PPO"], "tasks": ["robot control"], "domain": "robotics"},
+}
+
+
+def scripted(request):
+    title, _ = user_paper(request)
+    tags = {"summary": f"{title} does something useful and measurable.", **TAGS[title]}
+    return Reply(body=completion(json.dumps(tags)))
+
+
+@pytest.fixture
+def populated_db(db_path):
+    with FakeOpenAI(scripted) as server:
+        run(db_path, [make_paper(title, f"abstract of {title}", "x", title.lower()) for title in TAGS], server)
+    return db_path
+
+
+@pytest.fixture
+def reader(populated_db):
+    opened = Reader(populated_db)
+    yield opened
+    opened.close()
+
+
+def titles(rows):
+    return sorted(row["title"] for row in rows)
+
+
+def test_benchmark_query_matches_on_normalised_key(reader):
+    for spelling in ("MMLU-Pro", "mmlu pro", "MMLUPRO", "mmlu_pro"):
+        assert titles(reader.query(benchmark=spelling)) == ["P1", "P2", "P3"]
+    assert titles(reader.query(benchmark="MMLU")) == []  # benchmarks match whole names
+    assert titles(reader.query(benchmark="imagenet")) == ["P3"]
+
+
+def test_task_and_method_match_substrings_and_filters_combine(reader):
+    assert titles(reader.query(method="lora")) == ["P1", "P2"]
+    assert titles(reader.query(method="lora", benchmark="gsm8k")) == ["P1"]
+    assert titles(reader.query(task="classification")) == ["P3"]
+    assert titles(reader.query(domain="nlp", benchmark="mmlu-pro")) == ["P1", "P2"]
+    assert titles(reader.query(domain="robotics", method="lora")) == []
+
+
+def test_query_records_carry_every_export_field(reader):
+    record = reader.query(benchmark="gsm8k")[0]
+    assert record["benchmarks"] == ["MMLU-Pro", "GSM8K"]  # the model's order
+    assert record["tasks"] == ["math reasoning"] and record["methods"] == ["LoRA adapters"]
+    assert record["model"] == "openai:fake" and len(record["prompt_version"]) == 12
+
+
+def test_tags_counts_papers_per_normalised_value(reader):
+    rows = reader.tags("benchmark")
+    assert rows[0]["key"] == "mmlupro" and rows[0]["papers"] == 3
+    assert {row["kind"] for row in reader.tags()} == {"task", "method", "benchmark"}
+
+
+def test_show_accepts_unique_prefix_and_reports_unknown(reader):
+    paper = reader.show("p4")
+    assert paper["title"] == "P4" and paper["methods"] == ["PPO"] and paper["benchmarks"] == []
+    assert paper["extractions"][0]["current"] is True
+    with pytest.raises(PapertagError, match="more than one paper"):
+        reader.show("p")
+    with pytest.raises(PapertagError, match="no paper with id"):
+        reader.show("zzz")
+
+
+def test_summaries_list_pending_papers_too(db_path):
+    def fail(request):
+        return Reply(400, {"error": {"message": "no"}})
+
+    with FakeOpenAI(fail) as server:
+        run(db_path, [make_paper("T", "abstract", "x")], server)
+    reader = Reader(db_path)
+    assert reader.summaries()[0]["status"] == "pending"
+    reader.close()
+
+
+def test_sql_allows_select(populated_db, db_path):
+    columns, rows = run_read_only_sql(db_path, "SELECT count(*) AS n FROM papers")
+    assert columns == ["n"] and rows == [(4,)]
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "DELETE FROM papers",
+        "INSERT INTO papers VALUES ('x','t','a','h','s', now())",
+        "UPDATE papers SET title = 'x'",
+        "DROP TABLE tags",
+        "CREATE TABLE t AS SELECT 1",
+        "ATTACH 'other.duckdb' AS other",
+        "COPY papers TO 'out.csv'",
+        "INSTALL httpfs",
+        "LOAD httpfs",
+        "SET enable_external_access = true",
+        "SELECT 1; DELETE FROM papers",
+    ],
+)
+def test_sql_rejects_writes_and_side_effects(populated_db, db_path, statement):
+    with pytest.raises(PapertagError):
+        run_read_only_sql(db_path, statement)
+    assert run_read_only_sql(db_path, "SELECT count(*) FROM papers")[1] == [(4,)]
+
+
+@pytest.mark.parametrize("function", ["read_csv('/etc/passwd')", "read_text('/etc/passwd')", "read_parquet('x.parquet')"])
+def test_sql_cannot_read_files(populated_db, db_path, function):
+    with pytest.raises(PapertagError, match="query failed"):
+        run_read_only_sql(db_path, f"SELECT * FROM {function}")
