@@ -82,7 +82,9 @@ def print_table(rows: list[dict[str, Any]], columns: list[str], empty: str) -> N
     if not rows:
         err.print(empty)
         return
-    table = Table(*columns, show_lines=False)
+    table = Table(show_lines=False)
+    for column in columns:
+        table.add_column(column, no_wrap=column in ("id", "papers", "kind", "domain"))
     for row in rows:
         table.add_row(*[_cell(row[column]) for column in columns])
     out.print(table)
@@ -243,7 +245,7 @@ def query(
     if as_json:
         print_json(rows)
         return
-    print_table(rows, ["id", "title", "summary", "benchmarks", "domain"], "no matching papers")
+    print_table(rows, ["id", "title", "benchmarks", "domain"], "no matching papers")
 
 
 @app.command()
