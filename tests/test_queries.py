@@ -25,7 +25,10 @@ def scripted(request):
 @pytest.fixture
 def populated_db(db_path):
     with FakeOpenAI(scripted) as server:
-        run(db_path, [make_paper(title, f"abstract of {title}", "x", title.lower()) for title in TAGS], server)
+        # The abstract names every tag, so grounding keeps them all.
+        papers = [make_paper(title, f"{title}: " + "; ".join(tags["benchmarks"] + tags["methods"]), "x", title.lower())
+                  for title, tags in TAGS.items()]
+        run(db_path, papers, server)
     return db_path
 
 

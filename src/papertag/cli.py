@@ -338,5 +338,86 @@ def sql(
     print_table(records, columns, "no rows")
 
 
+class Split(str, Enum):
+    dev = "dev"
+    test = "test"
+    all = "all"
+
+
+@app.command("eval")
+@friendly_errors
+def eval_command(
+    gold: Annotated[Path, typer.Option("--gold", help="Hand-labelled JSONL (format in evals/README.md).")] = Path("evals/gold.jsonl"),
+    split: Annotated[Split, typer.Option(help="Which labelled papers to score: test (for reporting), dev (for tuning) or all.")] = Split.test,
+    model: Annotated[str, typer.Option("--model", "-m", envvar="PAPERTAG_MODEL", help="Model spec, as for ingest.")] = DEFAULT_MODEL_SPEC,
+    base_url: Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible server for openai:<model>.")] = None,
+    show_errors: Annotated[bool, typer.Option("--show-errors", help="List each paper's misses and false positives.")] = False,
+    compare_runs: Annotated[Optional[tuple[int, int]], typer.Option("--compare", metavar="A B",
+        help="Show per-metric deltas between two stored eval runs instead of running one.")] = None,
+    history: Annotated[bool, typer.Option("--history", help="List stored eval runs instead of running one.")] = False,
+    db: Annotated[Path, typer.Option("--db", envvar="PAPERTAG_EVAL_DB", help="DuckDB file for eval papers and runs.")] = Path("evals.duckdb"),
+    as_json: JsonOption = False,
+) -> None:
+    """Score tags against a hand-labelled set: P/R/F1 per tag field, domain accuracy, summary ROUGE.
+
+    Extractions are cached, so re-scoring an unchanged model and prompt makes no LLM call. Every run is stored;
+    --compare A B shows what a prompt or model change did.
+    """
+    from .evals import HEADLINE_METRICS, compare, metric, run_eval
+
+    store = Store(db)
+    try:
+        if history or compare_runs:
+            runs = store.eval_runs()
+            if history:
+                rows = [{k: run[k] for k in ("id", "created_at", "model", "prompt_version", "split", "papers", "failed")}
+                        | {label: metric(run["metrics"], path) for label, path in HEADLINE_METRICS[:7]} for run in runs]
+                print_json(rows) if as_json else print_table(rows, list(rows[0]) if rows else [], "no eval runs yet")
+                return
+            result = compare(runs, *compare_runs)
+            if as_json:
+                print_json(result)
+                return
+            out.print(f"A = run {result['a']['id']} ({result['a']['model']}, prompt {result['a']['prompt_version']}), "
+                      f"B = run {result['b']['id']} ({result['b']['model']}, prompt {result['b']['prompt_version']})", highlight=False)
+            if result["note"]:
+                err.print(f"[yellow]note[/yellow] {result['note']}")
+            print_table(result["metrics"], ["metric", "a", "b", "delta"], "")
+            return
+        with _progress() as progress:
+            task = progress.add_task("eval", total=None, ok=0, failed=0, tokens=0)
+            run = run_eval(
+                store, gold, split=split.value, spec=model, prompt=load_prompt(), options=BackendOptions(base_url=base_url),
+                on_start=lambda total: progress.update(task, total=total, description=f"tagging with {model}"),
+                on_result=lambda result: progress.update(
+                    task, advance=1, ok=progress.tasks[0].fields["ok"] + result.ok,
+                    failed=progress.tasks[0].fields["failed"] + (not result.ok),
+                    tokens=progress.tasks[0].fields["tokens"] + result.prompt_tokens + result.completion_tokens),
+            )
+    finally:
+        store.close()
+    if as_json:
+        print_json(run if show_errors else {k: v for k, v in run.items() if k != "errors"})
+        return
+    metrics = run["metrics"]
+    out.print(f"eval run {run['id']}: {model}, prompt {run['prompt_version']}, split {run['split']}, "
+              f"{metrics['papers']} papers ({metrics['failed']} failed)", highlight=False)
+    table = Table("field", "precision", "recall", "F1", "predicted", "gold")
+    for field in ("benchmarks", "tasks", "methods", "micro"):
+        m = metrics[field]
+        table.add_row(field, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", str(m["predicted"]), str(m["gold"]))
+    out.print(table)
+    summary = metrics["summary"]
+    out.print(f"domain accuracy {metrics['domain']['accuracy']:.3f} · summary ROUGE-1 {summary['rouge1']:.3f} "
+              f"ROUGE-L {summary['rougeL']:.3f} · within 30 words {summary['within_30_words']:.0%} · "
+              f"not the title {summary['not_title']:.0%}", highlight=False)
+    if show_errors:
+        errors = Table("paper", "field", "false positives", "misses", show_lines=True)
+        for paper in run["errors"]:
+            for field, found in paper["fields"].items():
+                errors.add_row(paper["title"][:40], field, "\n".join(found["false_positives"]), "\n".join(found["misses"]))
+        out.print(errors)
+
+
 def main() -> None:
     app()

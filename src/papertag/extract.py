@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 import instructor
@@ -13,6 +13,7 @@ import openai
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from .backends import Endpoint
+from .grounding import ground
 from .prompts import Prompt
 from .schema import PaperTags
 from .sources import Paper
@@ -36,6 +37,7 @@ class Extraction:
     latency_s: float
     truncated: bool
     error: str | None = None
+    dropped: list[str] = field(default_factory=list)  # "kind: value" removed by grounding
 
     @property
     def ok(self) -> bool:
@@ -140,9 +142,11 @@ class Extractor:
         except Exception as error:  # recorded per paper; the run goes on
             return Extraction(paper, None, None, 0, 0, time.perf_counter() - started, truncated, describe(error))
         usage = completion.usage
+        tags, dropped = ground(tags, paper.title, abstract)
         return Extraction(
             paper=paper,
             tags=tags,
+            dropped=dropped,
             raw_response=completion.choices[0].message.content,
             prompt_tokens=usage.prompt_tokens if usage else 0,
             completion_tokens=usage.completion_tokens if usage else 0,

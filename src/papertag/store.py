@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -44,7 +45,8 @@ MIGRATIONS: list[str] = [
         completion_tokens INTEGER NOT NULL,
         latency_s DOUBLE NOT NULL,
         truncated BOOLEAN NOT NULL,
-        created_at TIMESTAMP NOT NULL
+        created_at TIMESTAMP NOT NULL,
+        dropped_tags VARCHAR[] NOT NULL     -- 'kind: value' removed by grounding
     );
     CREATE INDEX extractions_key ON extractions (paper_id, model, prompt_version);
     CREATE TABLE tags (
@@ -61,6 +63,20 @@ MIGRATIONS: list[str] = [
         SELECT e.* FROM extractions e JOIN papers p ON p.id = e.paper_id AND p.content_hash = e.content_hash
         WHERE e.status = 'ok'
         QUALIFY row_number() OVER (PARTITION BY e.paper_id ORDER BY e.created_at DESC, e.id DESC) = 1;
+    -- Eval runs are kept so a prompt or model change comes with before-and-after numbers.
+    CREATE SEQUENCE eval_run_ids;
+    CREATE TABLE eval_runs (
+        id BIGINT NOT NULL DEFAULT nextval('eval_run_ids'),
+        created_at TIMESTAMP NOT NULL,
+        model VARCHAR NOT NULL,
+        prompt_version VARCHAR NOT NULL,
+        gold_path VARCHAR NOT NULL,
+        gold_sha256 VARCHAR NOT NULL,
+        split VARCHAR NOT NULL,
+        papers INTEGER NOT NULL,
+        failed INTEGER NOT NULL,
+        metrics JSON NOT NULL
+    );
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -177,8 +193,8 @@ class Store:
         tags = result.tags
         extraction_id = self.con.execute(
             """INSERT INTO extractions (paper_id, content_hash, model, prompt_version, status, summary, domain,
-                   raw_response, error, prompt_tokens, completion_tokens, latency_s, truncated, created_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id""",
+                   raw_response, error, prompt_tokens, completion_tokens, latency_s, truncated, created_at, dropped_tags)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id""",
             [
                 paper.id, paper.content_hash, model, prompt_version,
                 "ok" if tags else "failed",
@@ -186,6 +202,7 @@ class Store:
                 tags.domain if tags else None,
                 result.raw_response, result.error,
                 result.prompt_tokens, result.completion_tokens, result.latency_s, result.truncated, _now(),
+                result.dropped,
             ],
         ).fetchone()[0]
         if tags:
@@ -197,6 +214,36 @@ class Store:
             ]
             if rows:
                 self.con.executemany("INSERT INTO tags VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+
+    def predictions(self, model: str, prompt_version: str) -> dict[str, dict[str, Any]]:
+        """Each paper's good extraction by this model and prompt, as the labels the scorer compares."""
+        rows = rows_as_dicts(self.con.execute(
+            """SELECT e.paper_id, e.summary, e.domain,
+                   coalesce(list(t.value ORDER BY t.position) FILTER (WHERE t.kind = 'task'), []) AS tasks,
+                   coalesce(list(t.value ORDER BY t.position) FILTER (WHERE t.kind = 'method'), []) AS methods,
+                   coalesce(list(t.value ORDER BY t.position) FILTER (WHERE t.kind = 'benchmark'), []) AS benchmarks
+               FROM extractions e JOIN papers p ON p.id = e.paper_id AND p.content_hash = e.content_hash
+               LEFT JOIN tags t ON t.extraction_id = e.id
+               WHERE e.status = 'ok' AND e.model = ? AND e.prompt_version = ?
+               GROUP BY ALL""",
+            [model, prompt_version],
+        ))
+        return {row.pop("paper_id"): row for row in rows}
+
+    def save_eval_run(self, run: dict[str, Any]) -> int:
+        return self.con.execute(
+            """INSERT INTO eval_runs (created_at, model, prompt_version, gold_path, gold_sha256, split, papers, failed, metrics)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id""",
+            [_now(), run["model"], run["prompt_version"], run["gold_path"], run["gold_sha256"], run["split"],
+             run["metrics"]["papers"], run["metrics"]["failed"], json.dumps(run["metrics"])],
+        ).fetchone()[0]
+
+    def eval_runs(self) -> list[dict[str, Any]]:
+        runs = rows_as_dicts(self.con.execute("SELECT * FROM eval_runs ORDER BY id"))
+        for run in runs:
+            run["metrics"] = json.loads(run["metrics"])
+        return runs
 
 
 def rows_as_dicts(relation: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:

@@ -1,0 +1,71 @@
+"""Grounding: keep only benchmark and method names the abstract really contains.
+
+Small models list names from their few-shot examples or from general knowledge; a name that is not in the
+title or abstract (after folding case, punctuation and spacing, allowing small spelling variants) is dropped.
+"""
+
+from __future__ import annotations
+
+import re
+
+from rapidfuzz import fuzz
+
+from .schema import PaperTags
+from .text import tag_key
+
+PLACEHOLDERS = {"", "none", "na", "nan", "null", "nil", "unknown", "notapplicable", "notmentioned", "notspecified",
+                "nobenchmark", "nobenchmarks", "nodataset", "nodatasets", "nomethod", "nomethods"}
+# "COCO test-dev" is the benchmark "COCO": evaluation splits are not part of a benchmark's name.
+SPLIT_SUFFIX = re.compile(r"[\s(\[_-]+(test-dev|test-std|test|dev|val|validation|train|training)(\s+(set|split))?[)\]]?$", re.I)
+MIN_FUZZY_KEY = 6  # shorter names must match exactly: "DSG" ~ "DSL" is not a spelling variant
+FUZZY_THRESHOLD = 90
+
+
+def strip_split_suffix(name: str) -> str:
+    stripped = SPLIT_SUFFIX.sub("", name).strip()
+    return stripped or name
+
+
+def name_variants(name: str) -> list[str]:
+    """'Abstraction and Reasoning Corpus (ARC)' may appear as either part."""
+    variants = [name]
+    match = re.fullmatch(r"(.+?)\s*\((.+)\)\s*", name)
+    if match:
+        variants += [match.group(1), match.group(2)]
+    return variants
+
+
+def is_grounded(name: str, source_key: str) -> bool:
+    for variant in name_variants(name):
+        key = tag_key(variant)
+        if not key:
+            continue
+        if key in source_key:
+            return True
+        if len(key) >= MIN_FUZZY_KEY and fuzz.partial_ratio(key, source_key) >= FUZZY_THRESHOLD:
+            return True
+    return False
+
+
+def ground(tags: PaperTags, title: str, abstract: str) -> tuple[PaperTags, list[str]]:
+    """Return the tags with ungrounded names and placeholders removed, and what was removed ("kind: value")."""
+    source_key = tag_key(title + " " + abstract)
+    dropped: list[str] = []
+
+    def keep(kind: str, values: list[str], check_text: bool) -> list[str]:
+        kept = []
+        for value in values:
+            if kind == "benchmark":
+                value = strip_split_suffix(value)
+            if tag_key(value) in PLACEHOLDERS or (check_text and not is_grounded(value, source_key)):
+                dropped.append(f"{kind}: {value}")
+            else:
+                kept.append(value)
+        return kept
+
+    grounded = tags.model_copy(update={
+        "tasks": keep("task", tags.tasks, check_text=False),  # tasks are the model's own phrasing
+        "methods": keep("method", tags.methods, check_text=True),
+        "benchmarks": keep("benchmark", tags.benchmarks, check_text=True),
+    })
+    return grounded, dropped

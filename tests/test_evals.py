@@ -1,0 +1,128 @@
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from fake_openai import FakeOpenAI, Reply, completion, user_paper
+from papertag.backends import BackendOptions
+from papertag.cli import app
+from papertag.errors import PapertagError
+from papertag.evals import compare, load_gold, run_eval
+from papertag.prompts import Prompt, load_prompt
+from papertag.store import Store
+from test_ingest import fast_retries
+
+REPO_GOLD = Path(__file__).resolve().parents[1] / "evals" / "gold.jsonl"
+
+
+def test_repository_gold_file_is_valid_and_split():
+    gold = load_gold(REPO_GOLD)
+    assert len(gold) == 31
+    splits = [item.split for item in gold]
+    assert splits.count("dev") == 15 and splits.count("test") == 16
+    for item in gold:
+        assert len(item.labels["summary"].split()) <= 25
+        assert 1 <= len(item.labels["tasks"]) <= 3 and 1 <= len(item.labels["methods"]) <= 4
+
+
+def write_gold(tmp_path, lines):
+    path = tmp_path / "gold.jsonl"
+    path.write_text("".join(line + "\n" for line in lines))
+    return path
+
+
+GOOD = json.dumps({"id": "g1", "title": "T", "abstract": "A", "split": "test",
+                   "gold": {"summary": "s", "tasks": ["t"], "methods": ["m"], "benchmarks": [], "domain": "nlp"}})
+
+
+@pytest.mark.parametrize(
+    "lines, message",
+    [
+        ([], "file is empty"),
+        ([GOOD, "{broken"], "line 2: not valid JSON"),
+        ([GOOD, GOOD.replace('"nlp"', '"astrology"')], "line 2: unknown domain 'astrology'"),
+        ([GOOD.replace('"test"', '"train"')], "line 1: 'split' must be"),
+        ([GOOD.replace('"benchmarks": []', '"benchmarks": "x"')], "line 1: gold 'benchmarks' must be a list"),
+        ([GOOD.replace('"title": "T", ', "")], "line 1: missing 'title'"),
+    ],
+)
+def test_bad_gold_files_name_the_line(tmp_path, lines, message):
+    with pytest.raises(PapertagError, match=message):
+        load_gold(write_gold(tmp_path, lines))
+
+
+def answering_from_gold(quality: str):
+    """A fake model that answers with the gold labels ('perfect') or with a hallucinated benchmark ('worse')."""
+    labels = {item.paper.title: item.labels for item in load_gold(REPO_GOLD)}
+
+    def responder(request):
+        title, _ = user_paper(request)
+        answer = dict(labels[title])
+        if quality == "worse":
+            answer["benchmarks"] = answer["benchmarks"][:1] + ["GPT-4"]
+            answer["domain"] = "other"
+        return Reply(body=completion(json.dumps(answer)))
+
+    return responder
+
+
+def evaluate(db_path, quality, prompt, split="test"):
+    store = Store(db_path)
+    try:
+        with FakeOpenAI(answering_from_gold(quality)) as server:
+            run = run_eval(store, REPO_GOLD, split=split, spec="openai:fake", prompt=prompt,
+                           options=BackendOptions(base_url=server.base_url), make_extractor=fast_retries)
+            return run, server.calls
+    finally:
+        store.close()
+
+
+def test_gold_answers_score_perfectly_and_rerun_is_cached(db_path):
+    run, calls = evaluate(db_path, "perfect", load_prompt())
+    metrics = run["metrics"]
+    assert calls == 16 and metrics["papers"] == 16
+    for field in ("benchmarks", "tasks", "methods"):
+        assert metrics[field]["f1"] == 1.0
+    assert metrics["domain"]["accuracy"] == 1.0 and metrics["summary"]["rougeL"] == 1.0
+    assert run["errors"] == []
+    again, calls = evaluate(db_path, "perfect", load_prompt())
+    assert calls == 0 and again["metrics"] == metrics and again["id"] == run["id"] + 1
+
+
+def test_compare_two_stored_runs_shows_deltas(db_path):
+    prompt = load_prompt()
+    changed = Prompt(prompt.system + "\nAlso list famous models.", prompt.examples, prompt.user_template, "changed0001")
+    good, _ = evaluate(db_path, "perfect", prompt)
+    worse, _ = evaluate(db_path, "worse", changed)
+    assert worse["metrics"]["benchmarks"]["precision"] < 1.0
+    assert any(error["fields"].get("benchmarks", {}).get("false_positives") == ["GPT-4"] for error in worse["errors"])
+    store = Store(db_path)
+    result = compare(store.eval_runs(), good["id"], worse["id"])
+    store.close()
+    rows = {row["metric"]: row for row in result["metrics"]}
+    assert rows["domain acc"]["a"] == 1.0 and rows["domain acc"]["b"] == 0.0 and rows["domain acc"]["delta"] == -1.0
+    assert rows["benchmark F1"]["delta"] < 0
+    assert result["a"]["prompt_version"] != result["b"]["prompt_version"] and result["note"] == ""
+
+
+def test_compare_unknown_run(db_path):
+    with pytest.raises(PapertagError, match="no eval run 7"):
+        compare([], 7, 8)
+
+
+def test_eval_cli_json_history_and_compare(tmp_path):
+    runner = CliRunner()
+    with FakeOpenAI(answering_from_gold("perfect")) as server:
+        args = ["eval", "--gold", str(REPO_GOLD), "--model", "openai:fake", "--base-url", server.base_url]
+        first = runner.invoke(app, args + ["--split", "dev", "--json"])
+        second = runner.invoke(app, args + ["--split", "dev", "--show-errors"])
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout)["metrics"]["benchmarks"]["f1"] == 1.0
+    assert "benchmarks" in second.stdout and "domain accuracy 1.000" in second.stdout
+    history = json.loads(runner.invoke(app, ["eval", "--history", "--json"]).stdout)
+    assert [run["id"] for run in history] == [1, 2]
+    compared = runner.invoke(app, ["eval", "--compare", "1", "2"])
+    assert compared.exit_code == 0 and "benchmark F1" in compared.stdout
+    missing = runner.invoke(app, ["eval", "--gold", str(tmp_path / "none.jsonl")])
+    assert missing.exit_code == 2 and "no such file" in missing.stderr
