@@ -1,3 +1,4 @@
+import dataclasses
 import json
 from pathlib import Path
 
@@ -9,7 +10,7 @@ from papertag.backends import BackendOptions
 from papertag.cli import app
 from papertag.errors import PapertagError
 from papertag.evals import compare, load_gold, run_eval
-from papertag.prompts import Prompt, load_prompt
+from papertag.prompts import load_prompt
 from papertag.store import Store
 from test_ingest import fast_retries
 
@@ -53,14 +54,14 @@ def test_bad_gold_files_name_the_line(tmp_path, lines, message):
 
 
 def answering_from_gold(quality: str):
-    """A fake model that answers with the gold labels ('perfect') or with a hallucinated benchmark ('worse')."""
+    """A fake model that answers with the gold labels ('perfect') or misses every benchmark and domain ('worse')."""
     labels = {item.paper.title: item.labels for item in load_gold(REPO_GOLD)}
 
     def responder(request):
         title, _ = user_paper(request)
         answer = dict(labels[title])
         if quality == "worse":
-            answer["benchmarks"] = answer["benchmarks"][:1] + ["GPT-4"]
+            answer["benchmarks"] = []
             answer["domain"] = "other"
         return Reply(body=completion(json.dumps(answer)))
 
@@ -92,11 +93,11 @@ def test_gold_answers_score_perfectly_and_rerun_is_cached(db_path):
 
 def test_compare_two_stored_runs_shows_deltas(db_path):
     prompt = load_prompt()
-    changed = Prompt(prompt.system + "\nAlso list famous models.", prompt.examples, prompt.user_template, "changed0001")
+    changed = dataclasses.replace(prompt, system=prompt.system + "\nAlso list famous models.", version="changed0001")
     good, _ = evaluate(db_path, "perfect", prompt)
     worse, _ = evaluate(db_path, "worse", changed)
-    assert worse["metrics"]["benchmarks"]["precision"] < 1.0
-    assert any(error["fields"].get("benchmarks", {}).get("false_positives") == ["GPT-4"] for error in worse["errors"])
+    assert worse["metrics"]["benchmarks"]["recall"] == 0.0
+    assert any(error["fields"].get("benchmarks", {}).get("misses") == ["WebVoyager", "WebArena"] for error in worse["errors"])
     store = Store(db_path)
     result = compare(store.eval_runs(), good["id"], worse["id"])
     store.close()

@@ -1,3 +1,4 @@
+import dataclasses
 import functools
 import json
 
@@ -7,7 +8,7 @@ from fake_openai import FakeOpenAI, Reply, completion, default_responder, rule_b
 from papertag.backends import BackendOptions
 from papertag.extract import Extractor
 from papertag.ingest import ingest
-from papertag.prompts import Prompt, load_prompt
+from papertag.prompts import load_prompt
 from papertag.queries import Reader
 from papertag.sources import make_paper, parse_file
 from papertag.store import Store
@@ -48,7 +49,9 @@ def test_ingest_stores_extractions_and_tags(db_path, sample_path, fake_server):
 def test_reingest_is_free_and_makes_no_duplicates(db_path, sample_path, fake_server):
     papers = parse_file(sample_path).papers
     run(db_path, papers, fake_server)
+    requests_after_first_run = len(fake_server.requests)
     report = run(db_path, papers, fake_server)
+    assert len(fake_server.requests) == requests_after_first_run  # no LLM call of any kind
     assert fake_server.calls == 31
     assert (report.cached, report.extracted) == (31, 0)
     assert count(db_path, "SELECT count(*) FROM papers") == 31
@@ -72,7 +75,7 @@ def test_new_model_or_prompt_version_extracts_again(db_path, sample_path, fake_s
     run(db_path, papers, fake_server, spec="openai:other-model")
     assert fake_server.calls == 4
     prompt = load_prompt()
-    changed = Prompt(prompt.system + "\nBe brief.", prompt.examples, prompt.user_template, version="different")
+    changed = dataclasses.replace(prompt, system=prompt.system + "\nBe brief.", version="different")
     run(db_path, papers, fake_server, prompt=changed)
     assert fake_server.calls == 6
     assert count(db_path, "SELECT count(DISTINCT prompt_version) FROM extractions") == 2

@@ -10,7 +10,7 @@ from test_ingest import run
 
 TAGS = {
     "P1": {"benchmarks": ["MMLU-Pro", "GSM8K"], "methods": ["LoRA adapters"], "tasks": ["math reasoning"], "domain": "nlp"},
-    "P2": {"benchmarks": ["mmlu pro"], "methods": ["Q-LoRA"], "tasks": ["question answering"], "domain": "nlp"},
+    "P2": {"benchmarks": ["MMLU pro"], "methods": ["Q-LoRA"], "tasks": ["question answering"], "domain": "nlp"},
     "P3": {"benchmarks": ["MMLU Pro", "ImageNet"], "methods": ["ViT"], "tasks": ["image classification"], "domain": "computer-vision"},
     "P4": {"benchmarks": [], "methods": ["PPO"], "tasks": ["robot control"], "domain": "robotics"},
 }

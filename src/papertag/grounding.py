@@ -17,6 +17,10 @@ PLACEHOLDERS = {"", "none", "na", "nan", "null", "nil", "unknown", "notapplicabl
                 "nobenchmark", "nobenchmarks", "nodataset", "nodatasets", "nomethod", "nomethods"}
 # "COCO test-dev" is the benchmark "COCO": evaluation splits are not part of a benchmark's name.
 SPLIT_SUFFIX = re.compile(r"[\s(\[_-]+(test-dev|test-std|test|dev|val|validation|train|training)(\s+(set|split))?[)\]]?$", re.I)
+# Names the prompt already says are not benchmarks, but small models list anyway (checked on the dev split).
+MODEL_NAME = re.compile(r"^(chat)?(gpt|llama|claude|gemini|mistral|mixtral|qwen|vicuna|falcon|deepseek)", re.I)
+NOT_A_DATASET_TAIL = re.compile(r"\b(taxonomy|model|models|framework|algorithm|method|approach|architecture)$", re.I)
+GROUNDING_VERSION = "2"  # part of the prompt version: changing these rules re-extracts
 MIN_FUZZY_KEY = 6  # shorter names must match exactly: "DSG" ~ "DSL" is not a spelling variant
 FUZZY_THRESHOLD = 90
 
@@ -47,6 +51,13 @@ def is_grounded(name: str, source_key: str) -> bool:
     return False
 
 
+def looks_like_benchmark(name: str) -> bool:
+    """Benchmark names are proper names: a capital letter or a digit, not a model and not a generic noun phrase."""
+    if not re.search(r"[A-Z0-9]", name):
+        return False  # "robotic manipulation", "retina", "real-world websites"
+    return not MODEL_NAME.match(tag_key(name)) and not NOT_A_DATASET_TAIL.search(name.strip())
+
+
 def ground(tags: PaperTags, title: str, abstract: str) -> tuple[PaperTags, list[str]]:
     """Return the tags with ungrounded names and placeholders removed, and what was removed ("kind: value")."""
     source_key = tag_key(title + " " + abstract)
@@ -57,7 +68,11 @@ def ground(tags: PaperTags, title: str, abstract: str) -> tuple[PaperTags, list[
         for value in values:
             if kind == "benchmark":
                 value = strip_split_suffix(value)
-            if tag_key(value) in PLACEHOLDERS or (check_text and not is_grounded(value, source_key)):
+            if (
+                tag_key(value) in PLACEHOLDERS
+                or (check_text and not is_grounded(value, source_key))
+                or (kind == "benchmark" and not looks_like_benchmark(value))
+            ):
                 dropped.append(f"{kind}: {value}")
             else:
                 kept.append(value)

@@ -41,7 +41,7 @@ class PaperTags(BaseModel):
 
     summary: str = Field(
         min_length=10,
-        max_length=200,  # about 30 words; the grammar stops the model here
+        max_length=220,  # about 30 words; the grammar stops the model here
         description="One sentence, at most 30 words: what the paper does and its main result.",
     )
     tasks: list[Phrase] = Field(min_length=1, max_length=3, description="Problems addressed.")
