@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 
 from .grounding import GROUNDING_VERSION
-from .schema import PaperTags
+from .schema import VALIDATION_VERSION, PaperTags
 
 PROMPT_FILES = ("system.md", "examples.jsonl", "user.txt")
 
@@ -50,12 +50,12 @@ def load_prompt(directory: Path | None = None) -> Prompt:
     examples = tuple(json.loads(line) for line in texts["examples.jsonl"].splitlines() if line.strip())
     for example in examples:
         PaperTags.model_validate(example["output"])  # a broken example would teach the model a broken format
-    # The version covers the prompt files, the output schema and the grounding rules: changing any is a new prompt.
+    # The version covers the prompt files, the output schema, its validators and the grounding rules.
     digest = hashlib.sha256()
     for name in PROMPT_FILES:
         digest.update(name.encode() + b"\0" + texts[name].encode() + b"\0")
     digest.update(json.dumps(PaperTags.model_json_schema(), sort_keys=True).encode())
-    digest.update(b"grounding " + GROUNDING_VERSION.encode())
+    digest.update(b"grounding " + GROUNDING_VERSION.encode() + b" validation " + VALIDATION_VERSION.encode())
     return Prompt(
         system=texts["system.md"].strip(),
         examples=examples,

@@ -27,6 +27,9 @@ Domain = Literal[
 DOMAINS: tuple[str, ...] = get_args(Domain)
 
 MAX_SUMMARY_WORDS = 30
+# Bumped when a validator changes what gets stored; part of the prompt version, like the prompt files.
+VALIDATION_VERSION = "2"
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
 
 # Length bounds go into the JSON schema, so grammar-constrained decoding cannot run away.
 Phrase = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
@@ -34,6 +37,19 @@ Phrase = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, m
 
 def _fold(text: str) -> str:
     return re.sub(r"[\W_]+", " ", text.casefold()).strip()
+
+
+def one_short_sentence(text: str) -> str:
+    """Keep the first sentence, cut to 30 words. Grammar-constrained decoding stops long summaries mid-word at
+    the schema's character limit, and asking a small model again gives the same answer, so cut instead of failing."""
+    text = " ".join(text.split())
+    first = _SENTENCE_END.split(text, maxsplit=1)[0]
+    if len(first.split()) >= 6:
+        text = first
+    words = text.split()
+    if len(words) > MAX_SUMMARY_WORDS:
+        text = " ".join(words[:MAX_SUMMARY_WORDS]).rstrip(",;:") + "…"
+    return text
 
 
 class PaperTags(BaseModel):
@@ -52,14 +68,10 @@ class PaperTags(BaseModel):
     @field_validator("summary")
     @classmethod
     def summary_is_one_short_sentence(cls, summary: str, info: ValidationInfo) -> str:
-        summary = " ".join(summary.split())
-        words = len(summary.split())
-        if words > MAX_SUMMARY_WORDS:
-            raise ValueError(f"summary has {words} words; write one sentence of at most {MAX_SUMMARY_WORDS} words")
         title = (info.context or {}).get("title")
         if title and _fold(summary) == _fold(title):
             raise ValueError("summary repeats the title; say what the paper does and finds instead")
-        return summary
+        return one_short_sentence(summary)
 
     @field_validator("tasks", "methods", "benchmarks")
     @classmethod
