@@ -2,7 +2,6 @@ import dataclasses
 import functools
 import json
 
-import pytest
 
 from fake_openai import FakeOpenAI, Reply, completion, default_responder, rule_based_tags
 from papertag.backends import BackendOptions
@@ -199,8 +198,8 @@ def test_interrupted_run_keeps_finished_work(db_path, fake_server):
         if result.paper.title == "Paper 2":
             raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt):
-        run(db_path, papers, fake_server, concurrency=1, on_result=on_result)
+    interrupted = run(db_path, papers, fake_server, concurrency=1, on_result=on_result)
+    assert interrupted.interrupted and interrupted.extracted == 3
     assert count(db_path, "SELECT count(*) FROM current_extractions") == 3
     report = run(db_path, papers, fake_server, concurrency=1)
     assert (report.cached, report.extracted) == (3, 3)

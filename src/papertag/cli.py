@@ -138,20 +138,10 @@ def ingest_command(
                 if total:
                     progress.update(task, description=f"extracting with {model}")
 
-            def on_result(result) -> None:
-                fields = progress.tasks[0].fields
-                if result.truncated:
-                    progress.console.print(f"[yellow]warning[/yellow] {result.paper.id}: abstract truncated to fit the model context")
-                progress.update(
-                    task, advance=1,
-                    ok=fields["ok"] + result.ok, failed=fields["failed"] + (not result.ok),
-                    tokens=fields["tokens"] + result.prompt_tokens + result.completion_tokens,
-                )
-
             report = ingest(
                 store, papers, spec=model, prompt=prompt, options=BackendOptions(base_url=base_url),
                 concurrency=concurrency, force=force, retry_failed_only=retry_failed,
-                on_start=on_start, on_result=on_result,
+                on_start=on_start, on_result=lambda result: _advance(progress, task, result),
             )
     except KeyboardInterrupt:
         report.interrupted = True
@@ -160,6 +150,8 @@ def ingest_command(
     finally:
         store.close()
     _print_report(report, db, problems, as_json)
+    if report.interrupted:
+        raise typer.Exit(130)
     if report.failed or problems:
         raise typer.Exit(1)
 
@@ -175,6 +167,18 @@ def _progress() -> Progress:
         TimeRemainingColumn(),
         console=err,
         transient=False,
+    )
+
+
+def _advance(progress: Progress, task, result) -> None:
+    """One paper done: move the bar and its ok / failed / tokens counters."""
+    fields = progress.tasks[0].fields
+    if result.truncated:
+        progress.console.print(f"[yellow]warning[/yellow] {result.paper.id}: abstract truncated to fit the model context")
+    progress.update(
+        task, advance=1,
+        ok=fields["ok"] + result.ok, failed=fields["failed"] + (not result.ok),
+        tokens=fields["tokens"] + result.prompt_tokens + result.completion_tokens,
     )
 
 
@@ -389,10 +393,7 @@ def eval_command(
             run = run_eval(
                 store, gold, split=split.value, spec=model, prompt=load_prompt(), options=BackendOptions(base_url=base_url),
                 on_start=lambda total: progress.update(task, total=total, description=f"tagging with {model}"),
-                on_result=lambda result: progress.update(
-                    task, advance=1, ok=progress.tasks[0].fields["ok"] + result.ok,
-                    failed=progress.tasks[0].fields["failed"] + (not result.ok),
-                    tokens=progress.tasks[0].fields["tokens"] + result.prompt_tokens + result.completion_tokens),
+                on_result=lambda result: _advance(progress, task, result),
             )
     finally:
         store.close()

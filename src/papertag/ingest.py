@@ -129,8 +129,7 @@ def _run(store, todo, extractor, concurrency, spec, prompt_version, report, on_r
             if len(pending_writes) >= FLUSH_EVERY_N or time.monotonic() - last_flush >= FLUSH_EVERY_S:
                 flush()
     except KeyboardInterrupt:
-        report.interrupted = True
-        raise
+        report.interrupted = True  # the caller reports it; finished papers are flushed below
     finally:
         executor.shutdown(wait=False, cancel_futures=True)
         flush()  # keep every finished paper, whatever stopped the run
