@@ -43,3 +43,13 @@ def test_unknown_domain_and_empty_tasks_are_rejected():
 def test_duplicate_tags_are_folded():
     tags = PaperTags.model_validate(valid(benchmarks=["MMLU-Pro", "mmlu pro", "GSM8K"]))
     assert tags.benchmarks == ["MMLU-Pro", "GSM8K"]
+
+
+def test_summary_cut_by_the_length_limit_loses_its_broken_last_word():
+    cut_off = ("Proposes PSEC, a framework for iteratively evolving agents' capabilities and efficiently addressing "
+               "new challenges by maintaining a manageable skill library, which can progressively integrate skill "
+               "primitives as LoRA, a")
+    assert len(cut_off) == 219
+    assert one_short_sentence(cut_off).endswith("integrate skill primitives as LoRA…")
+    complete = "A complete short summary of the paper's main result."
+    assert one_short_sentence(complete) == complete

@@ -27,8 +27,9 @@ Domain = Literal[
 DOMAINS: tuple[str, ...] = get_args(Domain)
 
 MAX_SUMMARY_WORDS = 30
+SUMMARY_CHARS = 220
 # Bumped when a validator changes what gets stored; part of the prompt version, like the prompt files.
-VALIDATION_VERSION = "2"
+VALIDATION_VERSION = "3"
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
 
 # Length bounds go into the JSON schema, so grammar-constrained decoding cannot run away.
@@ -48,7 +49,9 @@ def one_short_sentence(text: str) -> str:
         text = first
     words = text.split()
     if len(words) > MAX_SUMMARY_WORDS:
-        text = " ".join(words[:MAX_SUMMARY_WORDS]).rstrip(",;:") + "…"
+        return " ".join(words[:MAX_SUMMARY_WORDS]).rstrip(",;:") + "…"
+    if len(text) >= SUMMARY_CHARS - 5 and text[-1] not in ".!?" and len(words) > 1:
+        return " ".join(words[:-1]).rstrip(",;:") + "…"  # the grammar stopped it mid-word at the length limit
     return text
 
 
@@ -57,7 +60,7 @@ class PaperTags(BaseModel):
 
     summary: str = Field(
         min_length=10,
-        max_length=220,  # about 30 words; the grammar stops the model here
+        max_length=SUMMARY_CHARS,  # about 30 words; the grammar stops the model here
         description="One sentence, at most 30 words: what the paper does and its main result.",
     )
     tasks: list[Phrase] = Field(min_length=1, max_length=3, description="Problems addressed.")
