@@ -183,6 +183,19 @@ def test_long_abstract_is_truncated_and_recorded(db_path, fake_server, monkeypat
     assert count(db_path, "SELECT bool_and(truncated) FROM extractions") is True
 
 
+def test_grounding_drops_are_stored_and_counted(db_path):
+    def hallucinating(request):
+        tags = rule_based_tags(request)
+        tags["benchmarks"] = ["MMLU", "GPT-4"]
+        return Reply(body=completion(json.dumps(tags)))
+
+    with FakeOpenAI(hallucinating) as server:
+        report = run(db_path, [make_paper("T", "An abstract that names no benchmark.", "x")], server)
+    assert report.extracted == 1 and report.dropped_tags == 2
+    assert count(db_path, "SELECT dropped_tags FROM extractions") == ["benchmark: MMLU", "benchmark: GPT-4"]
+    assert count(db_path, "SELECT count(*) FROM tags WHERE kind = 'benchmark'") == 0
+
+
 def test_request_uses_json_schema_and_static_prefix_first(fake_server, db_path):
     run(db_path, [make_paper("T1", "a1", "x"), make_paper("T2", "a2", "x")], fake_server)
     first, second = fake_server.requests

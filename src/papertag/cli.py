@@ -191,6 +191,7 @@ def _print_report(report: IngestReport, db: Path, problems: list[str], as_json: 
         "extracted": report.extracted,
         "failed": report.failed,
         "truncated": report.truncated,
+        "dropped_tags": report.dropped_tags,
         "skipped_input_lines": len(problems),
         "prompt_tokens": report.prompt_tokens,
         "completion_tokens": report.completion_tokens,
@@ -205,7 +206,7 @@ def _print_report(report: IngestReport, db: Path, problems: list[str], as_json: 
         print_json(data)
         return
     table = Table(title="papertag ingest", show_header=False)
-    for key in ("papers", "cached", "extracted", "failed", "truncated", "skipped_input_lines",
+    for key in ("papers", "cached", "extracted", "failed", "truncated", "dropped_tags", "skipped_input_lines",
                 "tokens_per_paper", "seconds_per_paper", "wall_seconds", "db"):
         table.add_row(key.replace("_", " "), str(data[key]))
     out.print(table)
@@ -272,6 +273,9 @@ def show(
         out.print(f"[bold]domain[/bold]      {current['domain']}")
         for kind in ("tasks", "methods", "benchmarks"):
             out.print(f"[bold]{kind:<11}[/bold] {', '.join(paper[kind]) or '—'}", highlight=False)
+        if current["dropped_tags"]:
+            out.print(f"[bold]dropped[/bold]     {'; '.join(current['dropped_tags'])} (not in the abstract, or not a benchmark)",
+                      highlight=False)
     table = Table("when", "model", "prompt", "status", "tokens", "seconds", "truncated", "error", title="extractions")
     for e in paper["extractions"]:
         table.add_row(

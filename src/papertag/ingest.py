@@ -25,6 +25,7 @@ class IngestReport:
     extracted: int = 0
     failed: int = 0
     truncated: int = 0
+    dropped_tags: int = 0  # removed by grounding: a hallucination rate
     prompt_tokens: int = 0
     completion_tokens: int = 0
     llm_seconds: float = 0.0
@@ -39,6 +40,7 @@ class IngestReport:
             self.failed += 1
             self.failures.append((result.paper.id, result.error or "unknown error"))
         self.truncated += result.truncated
+        self.dropped_tags += len(result.dropped)
         self.prompt_tokens += result.prompt_tokens
         self.completion_tokens += result.completion_tokens
         self.llm_seconds += result.latency_s
