@@ -119,6 +119,10 @@ def test_show_tags_export_and_sql(fake_server, sample_path, tmp_path):
     assert cli("export", "--format", "parquet", "-o", tmp_path / "out.parquet").exit_code == 0
     assert duckdb.sql(f"SELECT count(*) FROM '{tmp_path / 'out.parquet'}'").fetchone()[0] == 31
 
+    unwritable = cli("export", "--format", "parquet", "-o", tmp_path / "no" / "such" / "dir" / "x.parquet")
+    assert unwritable.exit_code == 2 and "cannot write" in unwritable.stderr
+    assert cli("export", "-o", tmp_path / "no" / "x.jsonl").exit_code == 2
+
     assert json.loads(cli("sql", "SELECT count(*) AS n FROM papers", "--json").stdout) == [{"n": 31}]
     rejected = cli("sql", "DELETE FROM papers")
     assert rejected.exit_code == 2 and "only SELECT" in rejected.stderr

@@ -11,6 +11,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
+import duckdb
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -94,10 +95,6 @@ def _cell(value: Any) -> str:
     if isinstance(value, list):
         return ", ".join(map(str, value))
     return "" if value is None else str(value)
-
-
-def reader(db: Path) -> Reader:
-    return Reader(db)
 
 
 @app.command("ingest")
@@ -222,7 +219,8 @@ def _print_report(report: IngestReport, db: Path, problems: list[str], as_json: 
 @friendly_errors
 def summaries(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
     """One line per paper: title — summary."""
-    rows = reader(db).summaries()
+    with Reader(db) as source:
+        rows = source.summaries()
     if as_json:
         print_json(rows)
         return
@@ -246,7 +244,8 @@ def query(
     """Papers whose extracted tags match every given filter, e.g. --benchmark AgentBench."""
     if not any((benchmark, task, method, domain)):
         raise PapertagError("give at least one of --benchmark, --task, --method, --domain")
-    rows = reader(db).query(benchmark=benchmark, task=task, method=method, domain=domain.value if domain else None)
+    with Reader(db) as source:
+        rows = source.query(benchmark=benchmark, task=task, method=method, domain=domain.value if domain else None)
     if as_json:
         print_json(rows)
         return
@@ -261,7 +260,8 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """Everything about one paper: text, current tags, and every extraction attempt."""
-    paper = reader(db).show(paper_id)
+    with Reader(db) as source:
+        paper = source.show(paper_id)
     if as_json:
         print_json(paper)
         return
@@ -293,7 +293,8 @@ def tags(
     as_json: JsonOption = False,
 ) -> None:
     """Tag values with their paper counts, most common first."""
-    rows = reader(db).tags(kind.value if kind else None)
+    with Reader(db) as source:
+        rows = source.tags(kind.value if kind else None)
     if as_json:
         print_json(rows)
         return
@@ -308,10 +309,17 @@ def export(
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """One record per paper: id, title, summary, tasks, methods, benchmarks, domain, model, prompt_version."""
-    source = reader(db)
+    if export_format is ExportFormat.parquet and output is None:
+        raise PapertagError("--format parquet needs --output FILE")
+    with Reader(db) as source:
+        try:
+            _export(source, export_format, output)
+        except (OSError, duckdb.IOException) as error:
+            raise PapertagError(f"cannot write {output}: {str(error).splitlines()[0]}") from None
+
+
+def _export(source: Reader, export_format: ExportFormat, output: Optional[Path]) -> None:
     if export_format is ExportFormat.parquet:
-        if output is None:
-            raise PapertagError("--format parquet needs --output FILE")
         source.export_relation().write_parquet(str(output))
         return
     records = source.export()

@@ -34,6 +34,12 @@ class Reader:
     def close(self) -> None:
         self.con.close()
 
+    def __enter__(self) -> "Reader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def _records(self, where: str = "", params: list[Any] | None = None) -> list[dict[str, Any]]:
         return rows_as_dicts(self.con.execute(PAPER_RECORDS.format(where=where), params or []))
 
