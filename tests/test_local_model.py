@@ -38,3 +38,22 @@ def test_default_local_model_extracts_and_stores(sample_path, db_path):
         assert 1 <= len(record["tasks"]) <= 3 and 1 <= len(record["methods"]) <= 5
         assert record["domain"] in DOMAINS
     assert "agentbench" in {b.casefold() for b in records[cycleqd.id]["benchmarks"]}
+
+
+def test_embedded_server_is_loopback_only_and_needs_the_process_key():
+    import httpx
+
+    from papertag.backends import open_endpoint
+
+    with open_endpoint("local:fast") as endpoint:
+        assert endpoint.base_url.startswith("http://127.0.0.1:")
+        request = {"model": endpoint.model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
+        anonymous = httpx.post(endpoint.base_url + "/chat/completions", json=request, timeout=60)
+        wrong = httpx.post(endpoint.base_url + "/chat/completions", json=request, timeout=60,
+                           headers={"Authorization": "Bearer not-the-key"})
+        right = httpx.post(endpoint.base_url + "/chat/completions", json=request, timeout=60,
+                           headers={"Authorization": f"Bearer {endpoint.api_key}"})
+        assert (anonymous.status_code, wrong.status_code, right.status_code) == (401, 401, 200)
+        url = endpoint.base_url
+    with pytest.raises(httpx.TransportError):  # the server stops with its context
+        httpx.post(url + "/chat/completions", json=request, timeout=5)
