@@ -7,6 +7,8 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, Field, StringConstraints, ValidationInfo, field_validator
 
+from .text import tag_key
+
 Domain = Literal[
     "nlp",
     "computer-vision",
@@ -34,10 +36,6 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
 
 # Length bounds go into the JSON schema, so grammar-constrained decoding cannot run away.
 Phrase = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
-
-
-def _fold(text: str) -> str:
-    return re.sub(r"[\W_]+", " ", text.casefold()).strip()
 
 
 def one_short_sentence(text: str) -> str:
@@ -72,7 +70,7 @@ class PaperTags(BaseModel):
     @classmethod
     def summary_is_one_short_sentence(cls, summary: str, info: ValidationInfo) -> str:
         title = (info.context or {}).get("title")
-        if title and _fold(summary) == _fold(title):
+        if title and tag_key(summary) == tag_key(title):
             raise ValueError("summary repeats the title; say what the paper does and finds instead")
         return one_short_sentence(summary)
 
@@ -82,7 +80,7 @@ class PaperTags(BaseModel):
         seen: set[str] = set()
         unique = []
         for value in values:
-            key = _fold(value)
+            key = tag_key(value)
             if key and key not in seen:
                 seen.add(key)
                 unique.append(value)

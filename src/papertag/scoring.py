@@ -57,20 +57,8 @@ def same_phrase(predicted: str, gold: str) -> bool:
     return bool(a and b) and len(a & b) / len(a | b) >= FUZZY_JACCARD
 
 
-def count_matches(predicted: list[str], gold: list[str], same: Callable[[str, str], bool]) -> int:
-    unmatched = list(gold)
-    hits = 0
-    for item in predicted:
-        for index, candidate in enumerate(unmatched):
-            if same(item, candidate):
-                del unmatched[index]
-                hits += 1
-                break
-    return hits
-
-
 def matched_and_missed(predicted: list[str], gold: list[str], same) -> tuple[list[str], list[str]]:
-    """(false positives, misses) for one paper, for --show-errors."""
+    """(false positives, misses) for one paper. Greedy, in order: each item matches at most one on the other side."""
     unmatched_gold = list(gold)
     false_positives = []
     for item in predicted:
@@ -81,6 +69,11 @@ def matched_and_missed(predicted: list[str], gold: list[str], same) -> tuple[lis
         else:
             false_positives.append(item)
     return false_positives, unmatched_gold
+
+
+def count_matches(predicted: list[str], gold: list[str], same: Callable[[str, str], bool]) -> int:
+    false_positives, _ = matched_and_missed(predicted, gold, same)
+    return len(predicted) - len(false_positives)
 
 
 @dataclass
