@@ -1,0 +1,72 @@
+"""Property-based tests: no input text makes a parser crash; each either yields papers or gives a PapertagError."""
+
+import json
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from papertag.errors import PapertagError
+from papertag.sources import parse_file
+
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def parse_or_error(path, content: bytes, fmt=None):
+    path.write_bytes(content)
+    try:
+        parsed = parse_file(path, fmt)
+    except PapertagError as error:
+        assert "\n" not in str(error)  # one line, for the CLI
+        return None
+    for paper in parsed.papers:
+        assert paper.title and paper.abstract and paper.id
+    return parsed
+
+
+@SETTINGS
+@given(content=st.binary(max_size=2000))
+def test_arbitrary_bytes_never_crash_any_parser(tmp_path, content):
+    for fmt in ("listing", "jsonl", "csv"):
+        parse_or_error(tmp_path / "input", content, fmt)
+
+
+@SETTINGS
+@given(text=st.text(max_size=3000))
+def test_arbitrary_text_never_crashes_any_parser(tmp_path, text):
+    for fmt in ("listing", "jsonl", "csv", None):
+        parse_or_error(tmp_path / "input.txt", text.encode("utf-8", "surrogatepass"), fmt)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=50),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=10,
+)
+records = st.dictionaries(
+    st.sampled_from(["id", "title", "abstract", "gold", "x"]), json_values, max_size=5
+) | json_values
+
+
+@SETTINGS
+@given(lines=st.lists(records, max_size=8))
+def test_arbitrary_jsonl_records_yield_papers_or_line_numbered_problems(tmp_path, lines):
+    content = "\n".join(json.dumps(line) for line in lines).encode()
+    parsed = parse_or_error(tmp_path / "input.jsonl", content)
+    if parsed is not None:
+        assert all(problem.startswith("line ") for problem in parsed.problems)
+        good = [r for r in lines if isinstance(r, dict) and isinstance(r.get("title"), str) and r["title"].strip()
+                and isinstance(r.get("abstract"), str) and r["abstract"].strip()]
+        assert len(parsed.papers) == len(good)
+
+
+@SETTINGS
+@given(rows=st.lists(st.lists(st.text(max_size=40), min_size=0, max_size=4), max_size=8))
+def test_arbitrary_csv_rows_never_crash(tmp_path, rows):
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["title", "abstract", "id"])
+    writer.writerows(rows)
+    parse_or_error(tmp_path / "input.csv", buffer.getvalue().encode("utf-8", "surrogatepass"))
