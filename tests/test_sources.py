@@ -101,6 +101,13 @@ def test_csv_with_optional_id_and_case_insensitive_headers(tmp_path):
     assert papers[1].id == papers[1].content_hash[:16]
 
 
+def test_blank_ids_fall_back_to_the_content_hash(tmp_path):
+    path = tmp_path / "papers.csv"
+    path.write_text('title,abstract,id\nT,A,"\r"\nU,B,"  "\n')
+    papers = parse_file(path).papers
+    assert [p.id for p in papers] == [p.content_hash[:16] for p in papers]
+
+
 def test_format_detected_by_content_and_overridable(tmp_path):
     path = tmp_path / "papers.data"
     path.write_text(json.dumps({"title": "T", "abstract": "A"}) + "\n")

@@ -42,7 +42,8 @@ class ParsedFile:
 def make_paper(title: str, abstract: str, source: str, given_id: object = None) -> Paper:
     title, abstract = squash_whitespace(title), squash_whitespace(abstract)
     digest = content_hash(title, abstract)
-    paper_id = str(given_id).strip() if given_id not in (None, "") else digest[:16]
+    paper_id = "" if given_id is None else str(given_id).strip()
+    paper_id = paper_id or digest[:16]  # a blank id is no id
     return Paper(id=paper_id, title=title, abstract=abstract, source=source, content_hash=digest)
 
 
