@@ -72,7 +72,7 @@ def evaluate(db_path, quality, prompt, split="test"):
     store = Store(db_path)
     try:
         with FakeOpenAI(answering_from_gold(quality)) as server:
-            run = run_eval(store, REPO_GOLD, split=split, spec="openai:fake", prompt=prompt,
+            run = run_eval(store, load_gold(REPO_GOLD), gold_path=REPO_GOLD, split=split, spec="openai:fake", prompt=prompt,
                            options=BackendOptions(base_url=server.base_url), make_extractor=fast_retries)
             return run, server.calls
     finally:

@@ -379,7 +379,7 @@ def eval_command(
     Extractions are cached, so re-scoring an unchanged model and prompt makes no LLM call. Every run is stored;
     --compare A B shows what a prompt or model change did.
     """
-    from .evals import HEADLINE_METRICS, compare, metric, run_eval
+    from .evals import HEADLINE_METRICS, compare, load_gold, metric, run_eval
 
     store = Store(db)
     try:
@@ -400,10 +400,11 @@ def eval_command(
                 err.print(f"[yellow]note[/yellow] {result['note']}")
             print_table(result["metrics"], ["metric", "a", "b", "delta"], "")
             return
+        labelled = load_gold(gold)  # a bad gold file fails before any progress output
         with _progress() as progress:
             task = progress.add_task("eval", total=None, ok=0, failed=0, tokens=0)
             run = run_eval(
-                store, gold, split=split.value, spec=model, prompt=load_prompt(), options=BackendOptions(base_url=base_url),
+                store, labelled, gold_path=gold, split=split.value, spec=model, prompt=load_prompt(), options=BackendOptions(base_url=base_url),
                 on_start=lambda total: progress.update(task, total=total, description=f"tagging with {model}"),
                 on_result=lambda result: _advance(progress, task, result),
             )

@@ -17,7 +17,6 @@ from .scoring import paper_errors, score
 from .sources import Paper, make_paper, read_text
 from .store import Store
 
-SPLITS = ("dev", "test", "all")
 GOLD_LIST_FIELDS = ("tasks", "methods", "benchmarks")
 
 
@@ -66,8 +65,9 @@ def load_gold(path: Path) -> list[GoldPaper]:
 
 def run_eval(
     store: Store,
-    gold_path: Path,
+    labelled: list[GoldPaper],
     *,
+    gold_path: Path,
     split: str,
     spec: str,
     prompt: Prompt,
@@ -76,7 +76,7 @@ def run_eval(
     on_result: Callable = lambda result: None,
     make_extractor: Callable | None = None,
 ) -> dict[str, Any]:
-    gold = [item for item in load_gold(gold_path) if split == "all" or item.split == split]
+    gold = [item for item in labelled if split == "all" or item.split == split]
     if not gold:
         raise PapertagError(f"{gold_path}: no papers in split {split!r}")
     spec = canonical_spec(spec)

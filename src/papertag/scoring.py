@@ -16,12 +16,12 @@ from functools import cache
 from typing import Callable, Iterable
 
 from .grounding import name_variants
+from .schema import MAX_SUMMARY_WORDS
 from .text import squash_whitespace, tag_key
 
 FUZZY_JACCARD = 0.5
 STOP_WORDS = {"a", "an", "the", "of", "for", "and", "in", "on", "to", "with", "via", "by", "from", "based", "using"}
 GENERIC_TAIL = {"benchmark", "benchmarks", "dataset", "datasets"}
-MAX_SUMMARY_WORDS = 30
 
 
 def _singular(word: str) -> str:

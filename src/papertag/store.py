@@ -16,8 +16,6 @@ from .extract import Extraction
 from .sources import Paper
 from .text import tag_key
 
-TAG_KINDS = ("task", "method", "benchmark")
-
 # Each migration runs once, in order, inside one transaction with its version row.
 MIGRATIONS: list[str] = [
     """
