@@ -17,13 +17,20 @@ class Reply:
     status: int = 200
     body: dict | str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    # Takes over the raw connection instead of sending status/body: fault_server.py uses it for resets,
+    # stalls and cut-off bodies.
+    action: Callable[[BaseHTTPRequestHandler], None] | None = None
 
 
 def user_paper(request: dict) -> tuple[str, str]:
-    """Title and abstract of the paper being asked about (the last user message)."""
-    content = request["messages"][-1]["content"]
-    match = re.search(r"Title: (.*?)\n\nAbstract: (.*)", content, re.S)
-    return (match.group(1), match.group(2)) if match else ("", content)
+    """Title and abstract of the paper being asked about: the last user message that has them (a re-ask
+    from instructor appends its own user message after the paper's)."""
+    messages = [m for m in request["messages"] if m.get("role") == "user" and isinstance(m.get("content"), str)]
+    for message in reversed(messages):
+        match = re.search(r"Title: (.*?)\n\nAbstract: (.*)", message["content"], re.S)
+        if match:
+            return match.group(1), match.group(2)
+    return "", messages[-1]["content"] if messages else ""
 
 
 def rule_based_tags(request: dict) -> dict:
@@ -72,6 +79,9 @@ class FakeOpenAI:
                     fake.requests.append(request)
                     fake.authorization.append(self.headers.get("authorization"))
                 reply = fake.responder(request)
+                if reply.action:
+                    reply.action(self)
+                    return
                 body = reply.body if isinstance(reply.body, str) else json.dumps(reply.body or {})
                 data = body.encode()
                 self.send_response(reply.status)

@@ -216,3 +216,88 @@ def test_interrupted_run_keeps_finished_work(db_path, fake_server):
     assert count(db_path, "SELECT count(*) FROM current_extractions") == 3
     report = run(db_path, papers, fake_server, concurrency=1)
     assert (report.cached, report.extracted) == (3, 3)
+
+
+def test_validation_change_rechecks_stored_answers_without_calling_the_model(db_path, sample_path, fake_server):
+    papers = parse_file(sample_path).papers[:4]
+    run(db_path, papers, fake_server)
+    prompt = load_prompt()
+    new_rules = dataclasses.replace(prompt, schema_version="newer-rules")
+    report = run(db_path, papers, fake_server, prompt=new_rules)
+    assert fake_server.calls == 4  # only the first run asked the model
+    assert (report.rechecked, report.extracted) == (4, 0)
+    assert count(db_path, "SELECT count(*) FROM current_extractions WHERE schema_version = 'newer-rules'") == 4
+
+
+def test_answer_failing_new_rules_is_asked_again(db_path, fake_server):
+    paper = make_paper("T", "text", "x", "id-1")
+    run(db_path, [paper], fake_server)
+    store = Store(db_path)
+    store.con.execute("UPDATE extractions SET raw_response = '{\"summary\": \"no\"}'")
+    store.close()
+    report = run(db_path, [paper], fake_server, prompt=dataclasses.replace(load_prompt(), schema_version="newer"))
+    assert (report.rechecked, report.extracted, fake_server.calls) == (0, 1, 2)
+
+
+def test_failing_forced_rerun_keeps_the_good_result(db_path):
+    paper = make_paper("Paper 1", "abstract", "x")
+    with FakeOpenAI() as server:
+        run(db_path, [paper], server)
+    with FakeOpenAI(fail_titles("Paper 1")) as server:
+        report = run(db_path, [paper], server, force=True)
+    assert report.failed == 1
+    assert count(db_path, "SELECT count(*) FROM current_extractions") == 1
+    assert count(db_path, "SELECT count(*) FROM extractions") == 2  # the good one and the failed attempt
+
+
+def test_retry_failed_is_per_model(db_path):
+    papers = [make_paper(f"Paper {i}", f"abstract {i}", "x") for i in range(3)]
+    with FakeOpenAI(fail_titles("Paper 1")) as server:
+        run(db_path, papers, server, spec="openai:model-a")
+    with FakeOpenAI() as server:
+        run(db_path, papers, server, spec="openai:model-b", retry_failed_only=True)
+        assert server.calls == 0  # model-b never failed on anything
+        run(db_path, papers, server, spec="openai:model-a", retry_failed_only=True)
+        assert server.calls == 1
+
+
+def test_pushback_pauses_every_worker(db_path):
+    """A 429 with Retry-After holds back the other in-flight workers too, not just the one that got it."""
+    import threading
+    import time
+
+    sent: list[float] = []
+    first = threading.Event()
+
+    def responder(request):
+        sent.append(time.monotonic())
+        if not first.is_set():
+            first.set()
+            return Reply(429, {"error": {"message": "slow down"}}, {"retry-after": "1"})
+        time.sleep(0.05)
+        return default_responder(request)
+
+    papers = [make_paper(f"Paper {i}", f"abstract {i}", "x") for i in range(12)]
+    with FakeOpenAI(responder) as server:
+        store = Store(db_path)
+        report = ingest(store, papers, spec="openai:fake", prompt=load_prompt(), concurrency=4,
+                        options=BackendOptions(base_url=server.base_url),
+                        make_extractor=functools.partial(Extractor, max_wait_s=5))
+        store.close()
+    assert report.extracted == 12
+    pushed_back_at = sent[0]
+    # Requests already on the wire may land; after them, nothing is sent until Retry-After has passed.
+    later = [t - pushed_back_at for t in sent[4:]]
+    assert min(later) >= 0.95
+
+
+def test_abstracts_are_sent_verbatim_never_rendered_as_templates(db_path, fake_server):
+    """instructor renders messages as Jinja templates when given a context; papertag must not give it one."""
+    from fake_openai import user_paper
+
+    papers = [make_paper("Title {{ 6*7 }}", "We compute {{ 7*7 }} and {% if true %}yes{% endif %}.", "x"),
+              make_paper("Broken", "A stray {% endfor %} tag.", "x")]
+    report = run(db_path, papers, fake_server)
+    assert report.failed == 0
+    sent = {user_paper(request) for request in fake_server.requests}
+    assert ("Title {{ 6*7 }}", "We compute {{ 7*7 }} and {% if true %}yes{% endif %}.") in sent

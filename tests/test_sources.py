@@ -125,7 +125,7 @@ def test_format_detected_by_content_and_overridable(tmp_path):
         (b"", "file is empty"),
         (b"  \n\n ", "file is empty"),
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00IHDR", "binary"),
-        ("caf\u00e9 abstract".encode("latin-1"), "not UTF-8"),
+        (b"\xff\xfe\x00\xd8", "broken UTF-16"),  # a byte-order mark, then half a surrogate pair
         (b"Subscribe\n\nNew\n\nMar 11\n", "no abstracts found"),
     ],
 )

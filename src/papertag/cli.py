@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
 import json
 import sys
@@ -17,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from . import batch
 from .backends import DEFAULT_MODEL_SPEC, BackendOptions
 from .errors import PapertagError
 from .ingest import IngestReport, ingest
@@ -185,6 +187,7 @@ def _print_report(report: IngestReport, db: Path, problems: list[str], as_json: 
         "papers": report.papers,
         "new_or_changed": report.new_or_changed,
         "cached": report.cached,
+        "rechecked": report.rechecked,
         "extracted": report.extracted,
         "failed": report.failed,
         "truncated": report.truncated,
@@ -203,7 +206,7 @@ def _print_report(report: IngestReport, db: Path, problems: list[str], as_json: 
         print_json(data)
         return
     table = Table(title="papertag ingest", show_header=False)
-    for key in ("papers", "cached", "extracted", "failed", "truncated", "dropped_tags", "skipped_input_lines",
+    for key in ("papers", "cached", "rechecked", "extracted", "failed", "truncated", "dropped_tags", "skipped_input_lines",
                 "tokens_per_paper", "seconds_per_paper", "wall_seconds", "db"):
         table.add_row(key.replace("_", " "), str(data[key]))
     out.print(table)
@@ -431,6 +434,115 @@ def eval_command(
             for field, found in paper["fields"].items():
                 errors.add_row(paper["title"][:40], field, "\n".join(found["false_positives"]), "\n".join(found["misses"]))
         out.print(errors)
+
+
+batch_app = typer.Typer(help="Tag papers through the OpenAI Batch API: submit, check status, collect.", no_args_is_help=True)
+app.add_typer(batch_app, name="batch")
+
+
+def _existing_store(db: Path) -> Store:
+    if not db.exists():
+        raise PapertagError(f"no database at {db}; run 'papertag batch submit FILE --model openai:MODEL' first, or pass --db")
+    return Store(db)
+
+
+@batch_app.command("submit")
+@friendly_errors
+def batch_submit_command(
+    paths: Annotated[list[Path], typer.Argument(help="Files of abstracts: saved listing pages (.txt), JSONL or CSV.")],
+    model: Annotated[str, typer.Option("--model", "-m", envvar="PAPERTAG_MODEL", help="openai:<model>, e.g. openai:gpt-4o-mini.")],
+    base_url: Annotated[Optional[str], typer.Option("--base-url",
+        help="OpenAI-compatible server with the Batch API. Default: OPENAI_BASE_URL or OpenAI.")] = None,
+    input_format: Annotated[Optional[InputFormat], typer.Option("--format", help="Input format; default: by extension, then by content.")] = None,
+    db: DbOption = DEFAULT_DB,
+    as_json: JsonOption = False,
+) -> None:
+    """Submit every paper not yet tagged by this model and prompt version as an OpenAI batch job (results within 24 h).
+
+    Papers already tagged, or waiting in an uncollected batch, are skipped at no cost. 'papertag batch collect' stores the results.
+    Exit code: 0 when submitted (or nothing to do), 1 when input lines were skipped, 2 on bad input or an API error.
+    """
+    parsed = [parse_file(path, input_format.value if input_format else None) for path in paths]
+    problems = [f"{item.path}: {problem}" for item in parsed for problem in item.problems]
+    for problem in problems:
+        err.print(f"[yellow]skipped[/yellow] {problem}", highlight=False)
+    batch.check_spec(model, base_url)  # a wrong spec or a missing key writes nothing
+    store = Store(db)
+    try:
+        report = batch.submit(store, [paper for item in parsed for paper in item.papers], spec=model, prompt=load_prompt(), base_url=base_url)
+    finally:
+        store.close()
+    data = dataclasses.asdict(report) | {"skipped_input_lines": len(problems), "db": str(db)}
+    if as_json:
+        print_json(data)
+    else:
+        table = Table(title="papertag batch submit", show_header=False)
+        for key in ("papers", "cached", "rechecked", "submitted", "truncated", "skipped_input_lines", "db"):
+            table.add_row(key.replace("_", " "), str(data[key]))
+        out.print(table)
+        for batch_id in report.batches:
+            out.print(f"submitted {batch_id}; 'papertag batch status' follows it", highlight=False)
+    if problems:
+        raise typer.Exit(1)
+
+
+@batch_app.command("status")
+@friendly_errors
+def batch_status_command(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
+    """Each batch job not yet collected: its status and request counts, as the API reports them now."""
+    store = _existing_store(db)
+    try:
+        jobs = [dataclasses.asdict(job) for job in batch.status(store)]
+    finally:
+        store.close()
+    if as_json:
+        print_json(jobs)
+        return
+    if not jobs:
+        err.print("no batch jobs waiting; 'papertag batch submit' starts one")
+    for job in jobs:
+        out.print(f"{job['batch_id']}: {job['status']}, {job['requests_completed']}/{job['requests_total']} done, "
+                  f"{job['requests_failed']} failed ({job['papers']} papers, {job['model']}, "
+                  f"submitted {job['submitted_at']:%Y-%m-%d %H:%M} UTC)" + (f" {job['error']}" if job["error"] else ""),
+                  highlight=False)
+
+
+@batch_app.command("collect")
+@friendly_errors
+def batch_collect_command(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
+    """Store the results of every finished batch job, validated like live extractions; unfinished jobs are reported.
+
+    Each job is collected once. Exit code: 0 when nothing failed (unfinished jobs included), 1 when a paper or a batch failed.
+    """
+    store = _existing_store(db)
+    try:
+        reports = batch.collect(store, load_prompt())
+    finally:
+        store.close()
+    if as_json:
+        print_json([dataclasses.asdict(report) for report in reports])
+    else:
+        _print_collected(reports)
+    if any(report.failed or report.outcome == "failed" for report in reports):
+        raise typer.Exit(1)
+
+
+def _print_collected(reports: list[batch.CollectReport]) -> None:
+    if not reports:
+        err.print("no batch jobs waiting; 'papertag batch submit' starts one")
+    for report in reports:
+        line = f"{report.batch_id}: {report.status}"
+        if report.outcome == "collected":
+            line += f", {report.extracted} tagged, {report.failed} failed"
+            if report.changed_since_submit:
+                line += f", {report.changed_since_submit} skipped (text changed since submit)"
+        elif report.outcome == "pending":
+            line += ", not finished; collect again later"
+        out.print(line + (f" ({report.error})" if report.error else ""), highlight=False)
+        for paper_id, error in report.failures[:10]:
+            err.print(f"[red]failed[/red] {paper_id}: {error}", highlight=False)
+        if len(report.failures) > 10:
+            err.print(f"... and {len(report.failures) - 10} more; 'papertag show ID' has each error")
 
 
 def main() -> None:

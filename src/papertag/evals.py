@@ -85,7 +85,7 @@ def run_eval(
         store, [item.paper for item in gold], spec=spec, prompt=prompt, options=options,
         on_start=on_start, on_result=on_result, **extra,
     )
-    predictions = store.predictions(spec, prompt.version)
+    predictions = store.predictions(spec, prompt)
     metrics = score((item.labels, predictions.get(item.paper.id), item.paper.title) for item in gold)
     run = {
         "model": spec,

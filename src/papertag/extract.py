@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import copy
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 
 import httpx
 import instructor
 import openai
+from pydantic import ValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from .backends import Endpoint
 from .grounding import ground
 from .prompts import Prompt
-from .schema import PaperTags
+from .schema import PAPER_TITLE, PaperTags
 from .sources import Paper
 
 # instructor logs every failed attempt at ERROR; papertag records failures itself.
@@ -24,7 +28,13 @@ logging.getLogger("instructor").propagate = False
 
 MAX_OUTPUT_TOKENS = 512
 CHARS_PER_TOKEN = 3  # conservative for English, so a truncated abstract still fits the context
+# Wrapped once here: given the plain model, instructor builds a new wrapper class on every call (~1 ms of CPU),
+# and it asks for the JSON schema on every call, which pydantic regenerates each time; both never change.
+RESPONSE_MODEL = instructor.openai_schema(PaperTags)
+_JSON_SCHEMA = PaperTags.model_json_schema()
+RESPONSE_MODEL.model_json_schema = classmethod(lambda cls, *args, **kwargs: copy.deepcopy(_JSON_SCHEMA))
 TRANSIENT_STATUS = {408, 409, 429, 500, 502, 503, 504}
+PUSHBACK_STATUS = {429, 503}  # the server says "slow down", not "this request broke"
 
 
 @dataclass
@@ -62,6 +72,27 @@ def is_transient(error: BaseException) -> bool:
     return False
 
 
+def is_pushback(error: BaseException) -> bool:
+    return any(isinstance(cause, openai.APIStatusError) and cause.status_code in PUSHBACK_STATUS for cause in _causes(error))
+
+
+class PushbackGate:
+    """Shared by all workers: when the server pushes back, every worker pauses, not only the one that was told."""
+
+    def __init__(self) -> None:
+        self._until = 0.0
+        self._lock = threading.Lock()
+
+    def hold(self, seconds: float) -> None:
+        with self._lock:
+            self._until = max(self._until, time.monotonic() + seconds)
+
+    def wait(self) -> None:
+        delay = self._until - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+
 def retry_after_seconds(error: BaseException) -> float:
     for cause in _causes(error):
         if isinstance(cause, openai.APIStatusError):
@@ -72,15 +103,66 @@ def retry_after_seconds(error: BaseException) -> float:
     return 0.0
 
 
+def max_abstract_chars(prompt: Prompt, context_tokens: int) -> int:
+    """How much abstract fits in the context next to the prompt's static part and the answer."""
+    static_chars = len(prompt.system) + sum(len(str(example)) for example in prompt.examples)
+    budget = (context_tokens - MAX_OUTPUT_TOKENS) * CHARS_PER_TOKEN - static_chars
+    return max(budget, 1000)
+
+
+def fit_abstract(abstract: str, max_chars: int) -> tuple[str, bool]:
+    """The abstract as sent, and whether it was cut to fit."""
+    if len(abstract) > max_chars:
+        return abstract[:max_chars], True
+    return abstract, False
+
+
+def chat_arguments(prompt: Prompt, title: str, abstract: str) -> dict:
+    """Messages and sampling settings of one extraction; the live and the batch path send exactly these."""
+    return {"messages": prompt.messages(title, abstract), "temperature": 0, "max_tokens": MAX_OUTPUT_TOKENS}
+
+
+def response_format() -> dict:
+    """The response_format instructor's Mode.JSON_SCHEMA sends for PaperTags. Batch requests do not go through
+    instructor, so they add it themselves; tests/test_batch.py checks both stay identical."""
+    return {"type": "json_schema", "json_schema": {"name": PaperTags.__name__, "schema": PaperTags.model_json_schema()}}
+
+
+def _last_message(error: BaseException):
+    """The assistant message of the last answer instructor gave up on, if there was one."""
+    for cause in _causes(error):
+        choices = getattr(getattr(cause, "last_completion", None), "choices", None)
+        if choices:
+            return choices[0].message
+    return None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:500]
+
+
 def describe(error: BaseException) -> str:
-    """The innermost useful message, on one line."""
+    """What went wrong, on one line: the HTTP error, the model's refusal or prose, the schema fields it got
+    wrong, or else the innermost exception."""
     causes = list(_causes(error))
     for cause in causes:
         if isinstance(cause, openai.APIStatusError):
-            return f"HTTP {cause.status_code}: {cause.message}"[:500]
+            return _one_line(f"HTTP {cause.status_code}: {cause.message}")
+    message = _last_message(error)
+    if message is not None and getattr(message, "refusal", None):
+        return _one_line(f"model refused: {message.refusal}")
+    if message is not None and message.content and not message.content.lstrip().startswith("{"):
+        return _one_line(f"model answered in prose, not JSON: {message.content}")
+    for cause in causes:
+        if isinstance(cause, ValidationError):
+            fields = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'answer'}: {e['msg']}" for e in cause.errors())
+            return _one_line(f"answer does not fit the schema: {fields}")
+        if isinstance(cause, openai.APITimeoutError):
+            return "request timed out (PAPERTAG_TIMEOUT sets the limit in seconds)"
+        if isinstance(cause, json.JSONDecodeError):  # the HTTP body itself, e.g. from a broken proxy
+            return _one_line(f"server response is not valid JSON: {cause}")
     innermost = causes[-1]
-    message = " ".join(str(innermost).split()) or type(innermost).__name__
-    return f"{type(innermost).__name__}: {message}"[:500]
+    return _one_line(f"{type(innermost).__name__}: {str(innermost) or type(innermost).__name__}")
 
 
 class Extractor:
@@ -108,19 +190,29 @@ class Extractor:
         self.client = instructor.from_openai(client, mode=instructor.Mode.JSON_SCHEMA)
         self.attempts = attempts
         self.max_wait_s = max_wait_s
-        static_chars = len(prompt.system) + sum(len(str(example)) for example in prompt.examples)
-        budget = (endpoint.context_tokens - MAX_OUTPUT_TOKENS) * CHARS_PER_TOKEN - static_chars
-        self.max_abstract_chars = max(budget, 1000)
+        self.gate = PushbackGate()
+        self.max_abstract_chars = max_abstract_chars(prompt, endpoint.context_tokens)
 
     def _wait(self, state: RetryCallState) -> float:
         backoff = wait_exponential_jitter(multiplier=0.5, max=self.max_wait_s)(state)
-        hinted = retry_after_seconds(state.outcome.exception()) if state.outcome else 0.0
-        return max(backoff, min(hinted, self.max_wait_s * 4))
+        error = state.outcome.exception() if state.outcome else None
+        seconds = max(backoff, min(retry_after_seconds(error), self.max_wait_s * 4)) if error else backoff
+        if error is not None and is_pushback(error):
+            self.gate.hold(seconds)
+        return seconds
+
+    def _create(self, paper: Paper, **request):
+        """One request, once the server is not pushing back; the validators see the paper's title
+        (each worker thread has its own value)."""
+        self.gate.wait()
+        token = PAPER_TITLE.set(paper.title)
+        try:
+            return self.client.chat.completions.create_with_completion(**request)
+        finally:
+            PAPER_TITLE.reset(token)
 
     def extract(self, paper: Paper) -> Extraction:
-        abstract, truncated = paper.abstract, False
-        if len(abstract) > self.max_abstract_chars:
-            abstract, truncated = abstract[: self.max_abstract_chars], True
+        abstract, truncated = fit_abstract(paper.abstract, self.max_abstract_chars)
         started = time.perf_counter()
         retrying = Retrying(
             retry=retry_if_exception(is_transient),
@@ -130,14 +222,12 @@ class Extractor:
         )
         try:
             tags, completion = retrying(
-                self.client.chat.completions.create_with_completion,
+                self._create,
+                paper,
                 model=self.endpoint.model,
-                response_model=PaperTags,
-                messages=self.prompt.messages(paper.title, abstract),
+                response_model=RESPONSE_MODEL,
                 max_retries=self.validation_retries,
-                context={"title": paper.title},
-                temperature=0,
-                max_tokens=MAX_OUTPUT_TOKENS,
+                **chat_arguments(self.prompt, paper.title, abstract),
             )
         except Exception as error:  # recorded per paper; the run goes on
             return Extraction(paper, None, None, 0, 0, time.perf_counter() - started, truncated, describe(error))
@@ -153,3 +243,13 @@ class Extractor:
             latency_s=time.perf_counter() - started,
             truncated=truncated,
         )
+
+
+def recheck(paper: Paper, raw_response: str) -> Extraction | None:
+    """A stored answer, validated and grounded by today's rules; None if it no longer passes them."""
+    try:
+        tags = PaperTags.model_validate_json(raw_response, context={"title": paper.title})
+    except ValidationError:
+        return None
+    tags, dropped = ground(tags, paper.title, paper.abstract)
+    return Extraction(paper, tags, raw_response, 0, 0, 0.0, False, dropped=dropped)

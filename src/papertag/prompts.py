@@ -28,7 +28,8 @@ class Prompt:
     system: str
     examples: tuple[dict, ...]
     user_template: str
-    version: str
+    version: str  # what the model sees: prompt files and the JSON schema it must follow
+    schema_version: str  # what is done with its answer: output schema, validators, grounding rules
 
     def messages(self, title: str, abstract: str) -> list[dict]:
         """Static part first (system, few-shot), so llama.cpp and OpenAI reuse their prefix caches."""
@@ -50,15 +51,18 @@ def load_prompt(directory: Path | None = None) -> Prompt:
     examples = tuple(json.loads(line) for line in texts["examples.jsonl"].splitlines() if line.strip())
     for example in examples:
         PaperTags.model_validate(example["output"])  # a broken example would teach the model a broken format
-    # The version covers the prompt files, the output schema, its validators and the grounding rules.
-    digest = hashlib.sha256()
+    schema = json.dumps(PaperTags.model_json_schema(), sort_keys=True)
+    # Two versions, so a change to validation or grounding alone re-checks stored answers instead of asking again.
+    prompt_digest = hashlib.sha256()
     for name in PROMPT_FILES:
-        digest.update(name.encode() + b"\0" + texts[name].encode() + b"\0")
-    digest.update(json.dumps(PaperTags.model_json_schema(), sort_keys=True).encode())
-    digest.update(b"grounding " + GROUNDING_VERSION.encode() + b" validation " + VALIDATION_VERSION.encode())
+        prompt_digest.update(name.encode() + b"\0" + texts[name].encode() + b"\0")
+    prompt_digest.update(schema.encode())
+    schema_digest = hashlib.sha256(schema.encode())
+    schema_digest.update(b"grounding " + GROUNDING_VERSION.encode() + b" validation " + VALIDATION_VERSION.encode())
     return Prompt(
         system=texts["system.md"].strip(),
         examples=examples,
         user_template=texts["user.txt"].strip(),
-        version=digest.hexdigest()[:12],
+        version=prompt_digest.hexdigest()[:12],
+        schema_version=schema_digest.hexdigest()[:12],
     )

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import re
+from contextvars import ContextVar
 from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, Field, StringConstraints, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints, ValidationInfo, field_validator
 
-from .text import tag_key
+from .text import clean_text, tag_key
+
+# The title of the paper being extracted, for the validators. Not passed as instructor's `context`: instructor
+# renders every message as a Jinja template when a context is given, which would evaluate "{{ }}" in abstracts.
+PAPER_TITLE: ContextVar[str | None] = ContextVar("PAPER_TITLE", default=None)
 
 Domain = Literal[
     "nlp",
@@ -31,11 +36,21 @@ DOMAINS: tuple[str, ...] = get_args(Domain)
 MAX_SUMMARY_WORDS = 30
 SUMMARY_CHARS = 220
 # Bumped when a validator changes what gets stored; part of the prompt version, like the prompt files.
-VALIDATION_VERSION = "3"
+VALIDATION_VERSION = "4"
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
 
+
+def _printable(value: str) -> str:
+    """Control characters and bidi overrides out, whitespace collapsed: a model that obeys an injected
+    instruction cannot put terminal escapes, NULs or reordered text into stored tags."""
+    value = clean_text(value)
+    if not value:
+        raise ValueError("has no printable text")
+    return value
+
+
 # Length bounds go into the JSON schema, so grammar-constrained decoding cannot run away.
-Phrase = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
+Phrase = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80), AfterValidator(_printable)]
 
 
 def one_short_sentence(text: str) -> str:
@@ -69,7 +84,8 @@ class PaperTags(BaseModel):
     @field_validator("summary")
     @classmethod
     def summary_is_one_short_sentence(cls, summary: str, info: ValidationInfo) -> str:
-        title = (info.context or {}).get("title")
+        summary = _printable(summary)
+        title = (info.context or {}).get("title") or PAPER_TITLE.get()
         if title and tag_key(summary) == tag_key(title):
             raise ValueError("summary repeats the title; say what the paper does and finds instead")
         return one_short_sentence(summary)

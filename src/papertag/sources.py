@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from .errors import PapertagError
-from .text import content_hash, squash_whitespace
+from .text import clean_text, content_hash
 
 Format = Literal["listing", "jsonl", "csv"]
 FORMATS: tuple[str, ...] = ("listing", "jsonl", "csv")
@@ -20,6 +21,10 @@ EXTENSIONS: dict[str, Format] = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": 
 # A listing page's abstract is a long paragraph; a title is a short line right before it.
 MIN_ABSTRACT_WORDS = 25
 MAX_TITLE_WORDS = 40
+MAX_TITLE_CHARS = 1000  # a longer "title" is a broken record, and would crowd the abstract out of the prompt
+# UTF-32 before UTF-16: the UTF-32-LE mark starts with the UTF-16-LE one.
+BYTE_ORDER_MARKS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
+                    (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 
 
 @dataclass(frozen=True)
@@ -37,10 +42,11 @@ class ParsedFile:
     format: Format
     papers: list[Paper] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # skipped records, each naming its line
+    first_seen: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)  # id -> (where, content hash)
 
 
 def make_paper(title: str, abstract: str, source: str, given_id: object = None) -> Paper:
-    title, abstract = squash_whitespace(title), squash_whitespace(abstract)
+    title, abstract = clean_text(title), clean_text(abstract)  # no NULs or escapes reach the model or the database
     digest = content_hash(title, abstract)
     paper_id = "" if given_id is None else str(given_id).strip()
     paper_id = paper_id or digest[:16]  # a blank id is no id
@@ -56,14 +62,34 @@ def read_text(path: Path) -> str:
         raise PapertagError(f"{path}: is a directory, not a file") from None
     except OSError as error:
         raise PapertagError(f"{path}: cannot read ({error.strerror})") from None
-    if not data.strip():
+    text = decode(data, path)
+    if not text.strip():
         raise PapertagError(f"{path}: file is empty")
+    return text
+
+
+def decode(data: bytes, path: Path) -> str:
+    for mark, codec in BYTE_ORDER_MARKS:
+        if data.startswith(mark):
+            try:
+                return data.decode(codec)
+            except UnicodeDecodeError as error:
+                raise PapertagError(f"{path}: broken {codec.upper()} text (bad bytes at offset {error.start})") from None
     if b"\0" in data[:8192]:
         raise PapertagError(f"{path}: looks like a binary file, not text")
     try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise PapertagError(f"{path}: not UTF-8 text (bad byte at offset {error.start}); re-save it as UTF-8") from None
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        # Files pasted together from several sources mix UTF-8 with Windows-1252 (what Excel and older pages
+        # write): decode line by line instead of rejecting the whole file for one byte.
+        return "".join(_decode_line(line) for line in data.splitlines(keepends=True))
+
+
+def _decode_line(line: bytes) -> str:
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError:
+        return line.decode("cp1252", errors="replace")
 
 
 def detect_format(path: Path, text: str) -> Format:
@@ -101,7 +127,7 @@ def _is_abstract(line: str) -> bool:
 
 
 def _parse_listing(text: str, parsed: ParsedFile) -> None:
-    lines = [squash_whitespace(line) for line in text.splitlines()]
+    lines = [clean_text(line) for line in text.splitlines()]
     lines = [line for line in lines if line]
     title: str | None = None
     paragraphs: list[str] = []
@@ -115,7 +141,8 @@ def _parse_listing(text: str, parsed: ParsedFile) -> None:
         if _is_abstract(line):
             if paragraphs and previous == paragraphs[-1]:
                 paragraphs.append(line)  # a second paragraph of the same abstract
-            elif len(previous.split()) <= MAX_TITLE_WORDS and previous and not _is_abstract(previous):
+            elif previous and len(previous.split()) <= MAX_TITLE_WORDS and len(previous) <= MAX_TITLE_CHARS \
+                    and not _is_abstract(previous):
                 flush()
                 title, paragraphs = previous, [line]
         previous = line
@@ -156,9 +183,17 @@ def _add_record(record: object, where: str, parsed: ParsedFile) -> None:
         parsed.problems.append(f"{where}: expected an object with 'title' and 'abstract'")
         return
     title, abstract = record.get("title"), record.get("abstract")
-    if not isinstance(title, str) or not title.strip():
+    if not isinstance(title, str) or not clean_text(title):
         parsed.problems.append(f"{where}: missing 'title'")
-    elif not isinstance(abstract, str) or not abstract.strip():
+    elif not isinstance(abstract, str) or not clean_text(abstract):
         parsed.problems.append(f"{where}: missing 'abstract'")
+    elif len(title) > MAX_TITLE_CHARS:
+        parsed.problems.append(f"{where}: title is {len(title):,} characters long (at most {MAX_TITLE_CHARS:,})")
     else:
-        parsed.papers.append(make_paper(title, abstract, parsed.path, record.get("id")))
+        paper = make_paper(title, abstract, parsed.path, record.get("id"))
+        # The same id for a different text is a mistake in the file; the first one wins, the clash is reported.
+        first_where, first_hash = parsed.first_seen.setdefault(paper.id, (where, paper.content_hash))
+        if first_hash != paper.content_hash:
+            parsed.problems.append(f"{where}: id {paper.id!r} is already used by {first_where} for a different paper")
+        else:
+            parsed.papers.append(paper)

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import duckdb
+import pyarrow as pa
 
 from .errors import PapertagError
 from .extract import Extraction
+from .prompts import Prompt
 from .sources import Paper
 from .text import tag_key
 
@@ -76,8 +78,45 @@ MIGRATIONS: list[str] = [
         metrics JSON NOT NULL
     );
     """,
+    # 2: the cache key gains the schema version; indexes go (they slow bulk loads, and scans are fast);
+    # the current extraction of each paper becomes a pointer kept at write time, so reads need no window.
+    """
+    DROP VIEW current_extractions;
+    DROP INDEX extractions_key;
+    DROP INDEX tags_kind_key;
+    ALTER TABLE extractions ADD COLUMN schema_version VARCHAR DEFAULT '';
+    CREATE TABLE current_extraction (paper_id VARCHAR PRIMARY KEY, extraction_id BIGINT NOT NULL);
+    INSERT INTO current_extraction
+        SELECT e.paper_id, e.id FROM extractions e JOIN papers p ON p.id = e.paper_id AND p.content_hash = e.content_hash
+        WHERE e.status = 'ok'
+        QUALIFY row_number() OVER (PARTITION BY e.paper_id ORDER BY e.created_at DESC, e.id DESC) = 1;
+    -- The newest successful extraction of each paper, while the paper's text is the one it was made from.
+    CREATE VIEW current_extractions AS
+        SELECT e.* FROM current_extraction c
+        JOIN extractions e ON e.id = c.extraction_id
+        JOIN papers p ON p.id = c.paper_id AND p.content_hash = e.content_hash;
+    """,
+    # 3: OpenAI Batch API jobs (batch.py): what was sent, so collect can match results to papers exactly once.
+    """
+    CREATE TABLE batch_jobs (
+        batch_id VARCHAR PRIMARY KEY,
+        input_file_id VARCHAR NOT NULL,
+        model VARCHAR NOT NULL,                 -- model spec, openai:<model>
+        prompt_version VARCHAR NOT NULL,        -- of the messages sent
+        base_url VARCHAR NOT NULL,              -- never the API key
+        max_abstract_chars INTEGER NOT NULL,    -- collect grounds against the abstract exactly as sent
+        papers STRUCT(id VARCHAR, content_hash VARCHAR)[] NOT NULL,
+        status VARCHAR NOT NULL,                -- as last seen from the API
+        error VARCHAR,
+        submitted_at TIMESTAMP NOT NULL,
+        checked_at TIMESTAMP,
+        collected_at TIMESTAMP                  -- set once its results are stored; never collected twice
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+# An extraction is reused only if all of these match; the paper id and its text hash say which text it describes.
+CACHE_KEY = ("paper_id", "content_hash", "model", "prompt_version", "schema_version")
 
 
 def _now() -> datetime:
@@ -104,6 +143,25 @@ def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection
         raise PapertagError(f"{path} is not a papertag database: {str(error).splitlines()[0]}") from None
 
 
+PAPER_SCHEMA = pa.schema([
+    ("id", pa.string()), ("title", pa.string()), ("abstract", pa.string()), ("content_hash", pa.string()),
+    ("source", pa.string()), ("added_at", pa.timestamp("us")),
+])
+EXTRACTION_SCHEMA = pa.schema([
+    ("id", pa.int64()), ("paper_id", pa.string()), ("content_hash", pa.string()), ("model", pa.string()),
+    ("prompt_version", pa.string()), ("schema_version", pa.string()), ("status", pa.string()),
+    ("summary", pa.string()), ("domain", pa.string()), ("raw_response", pa.string()), ("error", pa.string()),
+    ("prompt_tokens", pa.int32()), ("completion_tokens", pa.int32()), ("latency_s", pa.float64()),
+    ("truncated", pa.bool_()), ("created_at", pa.timestamp("us")), ("dropped_tags", pa.list_(pa.string())),
+])
+TAG_SCHEMA = pa.schema([
+    ("extraction_id", pa.int64()), ("paper_id", pa.string()), ("kind", pa.string()), ("value", pa.string()),
+    ("key", pa.string()), ("position", pa.int32()),
+])
+EXTRACTION_COLUMNS = tuple(EXTRACTION_SCHEMA.names)
+TAG_COLUMNS = tuple(TAG_SCHEMA.names)
+
+
 class Store:
     """Writes go through this class; reading commands live in queries.py."""
 
@@ -125,96 +183,145 @@ class Store:
             self.con.execute(MIGRATIONS[version - 1])
             self.con.execute("INSERT INTO schema_migrations VALUES (?, ?)", [version, _now()])
             self.con.execute("COMMIT")
+        if applied < SCHEMA_VERSION:
+            # Move the schema out of the write-ahead log: DuckDB 1.5 cannot replay an ALTER TABLE on a table with
+            # a nextval() default, so a crash before the next checkpoint would leave a database nothing can open.
+            self.con.execute("CHECKPOINT")
 
     def add_papers(self, papers: Iterable[Paper]) -> int:
         """Insert new papers and update changed ones; returns how many were new or changed."""
-        rows = [(p.id, p.title, p.abstract, p.content_hash, p.source, _now()) for p in papers]
-        if not rows:
+        papers = list(papers)
+        now = _now()
+        return self.merge_papers(pa.table({
+            "id": [p.id for p in papers], "title": [p.title for p in papers], "abstract": [p.abstract for p in papers],
+            "content_hash": [p.content_hash for p in papers], "source": [p.source for p in papers],
+            "added_at": [now] * len(papers),
+        }, schema=PAPER_SCHEMA))
+
+    def merge_papers(self, incoming: pa.Table) -> int:
+        """Bulk form of add_papers, for an Arrow table with PAPER_SCHEMA's columns: one statement, never row by row."""
+        if not incoming.num_rows:
             return 0
-        self.con.execute("BEGIN")
-        self.con.execute("CREATE OR REPLACE TEMP TABLE incoming AS SELECT * FROM papers LIMIT 0")
-        self.con.executemany("INSERT INTO incoming VALUES (?, ?, ?, ?, ?, ?)", rows)
-        changed = self.con.execute(
-            """SELECT count(*) FROM incoming i LEFT JOIN papers p USING (id)
-               WHERE p.id IS NULL OR p.content_hash <> i.content_hash"""
-        ).fetchone()[0]
-        self.con.execute(
-            """INSERT INTO papers SELECT * FROM incoming
-               ON CONFLICT (id) DO UPDATE SET title = excluded.title, abstract = excluded.abstract,
-                   content_hash = excluded.content_hash, source = excluded.source
-               WHERE papers.content_hash <> excluded.content_hash"""
-        )
-        self.con.execute("DROP TABLE incoming")
-        self.con.execute("COMMIT")
+        with self._transaction(), self._registered(incoming_papers=incoming):
+            changed = self.con.execute(
+                """SELECT count(*) FROM incoming_papers i ANTI JOIN papers p ON p.id = i.id AND p.content_hash = i.content_hash"""
+            ).fetchone()[0]
+            self.con.execute(
+                """INSERT INTO papers BY NAME SELECT * FROM incoming_papers
+                   ON CONFLICT (id) DO UPDATE SET title = excluded.title, abstract = excluded.abstract,
+                       content_hash = excluded.content_hash, source = excluded.source
+                   WHERE papers.content_hash <> excluded.content_hash"""
+            )
         return changed
 
-    def done_keys(self, model: str, prompt_version: str) -> set[tuple[str, str]]:
-        """(paper id, content hash) pairs that already have a good extraction from this model and prompt."""
+    def done_keys(self, model: str, prompt: Prompt) -> set[tuple[str, str]]:
+        """(paper id, content hash) pairs that already have a good extraction under this model, prompt and schema."""
         rows = self.con.execute(
-            "SELECT DISTINCT paper_id, content_hash FROM extractions WHERE status = 'ok' AND model = ? AND prompt_version = ?",
-            [model, prompt_version],
+            """SELECT DISTINCT paper_id, content_hash FROM extractions
+               WHERE status = 'ok' AND model = ? AND prompt_version = ? AND schema_version = ?""",
+            [model, prompt.version, prompt.schema_version],
         ).fetchall()
         return set(rows)
 
-    def failed_paper_ids(self) -> set[str]:
-        """Papers whose current text has no good extraction yet but has a recorded failure."""
+    def reusable_answers(self, model: str, prompt: Prompt) -> dict[tuple[str, str], str]:
+        """Raw answers from this model to this prompt that an older schema version validated.
+
+        Only validation or grounding changed, so the stored answer is re-checked instead of asking the model again."""
         rows = self.con.execute(
-            """SELECT DISTINCT e.paper_id FROM extractions e JOIN papers p ON p.id = e.paper_id
-               WHERE e.status = 'failed' AND e.content_hash = p.content_hash
-                 AND e.paper_id NOT IN (SELECT paper_id FROM current_extractions)"""
+            """SELECT paper_id, content_hash, arg_max(raw_response, id) FROM extractions
+               WHERE status = 'ok' AND raw_response IS NOT NULL AND model = ? AND prompt_version = ? AND schema_version <> ?
+               GROUP BY ALL""",
+            [model, prompt.version, prompt.schema_version],
+        ).fetchall()
+        return {(paper_id, content_hash): raw for paper_id, content_hash, raw in rows}
+
+    def failed_paper_ids(self, model: str, prompt: Prompt) -> set[str]:
+        """Papers whose current text failed under this model, prompt and schema, and has no good extraction from them."""
+        rows = self.con.execute(
+            """SELECT e.paper_id FROM extractions e JOIN papers p ON p.id = e.paper_id AND p.content_hash = e.content_hash
+               WHERE e.model = ? AND e.prompt_version = ? AND e.schema_version = ?
+               GROUP BY e.paper_id HAVING bool_and(e.status = 'failed')""",
+            [model, prompt.version, prompt.schema_version],
         ).fetchall()
         return {row[0] for row in rows}
 
-    def save(self, results: list[Extraction], model: str, prompt_version: str) -> None:
-        """Store a batch in one transaction: a crash loses at most this batch, never half of it."""
-        if not results:
+    def save(self, results: list[Extraction], model: str, prompt: Prompt) -> None:
+        """Store a batch with a constant number of bulk statements, in one transaction: a crash loses at most
+        this batch, never half of it."""
+        latest = {result.paper.id: result for result in results}  # one row per paper and batch
+        if not latest:
             return
+        results = list(latest.values())
+        extractions, tags = self._batch_tables(results, model, prompt)
+        self.append(extractions, tags)
+
+    def append(self, extractions: pa.Table, tags: pa.Table) -> None:
+        """Bulk-write extraction and tag rows (Arrow tables with EXTRACTION_COLUMNS / TAG_COLUMNS).
+
+        A good extraction replaces earlier rows with the same cache key; a failure replaces only earlier failures,
+        so a failing re-run never destroys a good result."""
+        key = " AND ".join(f"old.{column} = new.{column}" for column in CACHE_KEY)
+        with self._transaction(), self._registered(new_extractions=extractions, new_tags=tags):
+            replaced = f"new.status = 'ok' OR old.status = 'failed'"
+            self.con.execute(f"""DELETE FROM tags WHERE extraction_id IN
+                (SELECT old.id FROM extractions old JOIN new_extractions new ON {key} WHERE {replaced})""")
+            self.con.execute(f"DELETE FROM extractions old USING new_extractions new WHERE {key} AND ({replaced})")
+            self.con.execute("INSERT INTO extractions BY NAME SELECT * FROM new_extractions")
+            self.con.execute("INSERT INTO tags BY NAME SELECT * FROM new_tags")
+            self.con.execute(
+                """INSERT OR REPLACE INTO current_extraction
+                   SELECT paper_id, id FROM new_extractions WHERE status = 'ok'"""
+            )
+
+    def next_extraction_ids(self, count: int) -> list[int]:
+        return [row[0] for row in self.con.execute("SELECT nextval('extraction_ids') FROM range(?)", [count]).fetchall()]
+
+    def _batch_tables(self, results: list[Extraction], model: str, prompt: Prompt) -> tuple[pa.Table, pa.Table]:
+        now = _now()
+        ids = self.next_extraction_ids(len(results))
+        extractions = {column: [] for column in EXTRACTION_COLUMNS}
+        tags = {column: [] for column in TAG_COLUMNS}
+        for extraction_id, result in zip(ids, results):
+            paper, found = result.paper, result.tags
+            for column, value in zip(EXTRACTION_COLUMNS, (
+                extraction_id, paper.id, paper.content_hash, model, prompt.version, prompt.schema_version,
+                "ok" if found else "failed", found.summary if found else None, found.domain if found else None,
+                result.raw_response, result.error, result.prompt_tokens, result.completion_tokens, result.latency_s,
+                result.truncated, now, result.dropped,
+            )):
+                extractions[column].append(value)
+            if not found:
+                continue
+            for kind, values in (("task", found.tasks), ("method", found.methods), ("benchmark", found.benchmarks)):
+                for position, value in enumerate(values):
+                    key = tag_key(value)
+                    if key:
+                        for column, cell in zip(TAG_COLUMNS, (extraction_id, paper.id, kind, value, key, position)):
+                            tags[column].append(cell)
+        return pa.table(extractions, schema=EXTRACTION_SCHEMA), pa.table(tags, schema=TAG_SCHEMA)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
         self.con.execute("BEGIN")
         try:
-            for result in results:
-                self._save_one(result, model, prompt_version)
-            self.con.execute("COMMIT")
+            yield
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
+        self.con.execute("COMMIT")
 
-    def _save_one(self, result: Extraction, model: str, prompt_version: str) -> None:
-        paper = result.paper
-        # One row per (paper text, model, prompt): a re-run replaces the old row instead of piling up.
-        old = [row[0] for row in self.con.execute(
-            "SELECT id FROM extractions WHERE paper_id = ? AND content_hash = ? AND model = ? AND prompt_version = ?",
-            [paper.id, paper.content_hash, model, prompt_version],
-        ).fetchall()]
-        if old:
-            self.con.execute("DELETE FROM tags WHERE extraction_id IN (SELECT unnest(?))", [old])
-            self.con.execute("DELETE FROM extractions WHERE id IN (SELECT unnest(?))", [old])
-        tags = result.tags
-        extraction_id = self.con.execute(
-            """INSERT INTO extractions (paper_id, content_hash, model, prompt_version, status, summary, domain,
-                   raw_response, error, prompt_tokens, completion_tokens, latency_s, truncated, created_at, dropped_tags)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id""",
-            [
-                paper.id, paper.content_hash, model, prompt_version,
-                "ok" if tags else "failed",
-                tags.summary if tags else None,
-                tags.domain if tags else None,
-                result.raw_response, result.error,
-                result.prompt_tokens, result.completion_tokens, result.latency_s, result.truncated, _now(),
-                result.dropped,
-            ],
-        ).fetchone()[0]
-        if tags:
-            rows = [
-                (extraction_id, paper.id, kind, value, tag_key(value), position)
-                for kind, values in (("task", tags.tasks), ("method", tags.methods), ("benchmark", tags.benchmarks))
-                for position, value in enumerate(values)
-                if tag_key(value)
-            ]
-            if rows:
-                self.con.executemany("INSERT INTO tags VALUES (?, ?, ?, ?, ?, ?)", rows)
+    @contextmanager
+    def _registered(self, **tables: pa.Table) -> Iterator[None]:
+        """Arrow tables visible to SQL under these names, for bulk statements."""
+        for name, table in tables.items():
+            self.con.register(name, table)
+        try:
+            yield
+        finally:
+            for name in tables:
+                self.con.unregister(name)
 
-
-    def predictions(self, model: str, prompt_version: str) -> dict[str, dict[str, Any]]:
+    def predictions(self, model: str, prompt: Prompt) -> dict[str, dict[str, Any]]:
         """Each paper's good extraction by this model and prompt, as the labels the scorer compares."""
         rows = rows_as_dicts(self.con.execute(
             """SELECT e.paper_id, e.summary, e.domain,
@@ -223,9 +330,9 @@ class Store:
                    coalesce(list(t.value ORDER BY t.position) FILTER (WHERE t.kind = 'benchmark'), []) AS benchmarks
                FROM extractions e JOIN papers p ON p.id = e.paper_id AND p.content_hash = e.content_hash
                LEFT JOIN tags t ON t.extraction_id = e.id
-               WHERE e.status = 'ok' AND e.model = ? AND e.prompt_version = ?
+               WHERE e.status = 'ok' AND e.model = ? AND e.prompt_version = ? AND e.schema_version = ?
                GROUP BY ALL""",
-            [model, prompt_version],
+            [model, prompt.version, prompt.schema_version],
         ))
         return {row.pop("paper_id"): row for row in rows}
 

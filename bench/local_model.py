@@ -1,0 +1,291 @@
+"""Benchmark 2 of issue 4: papertag's real ingest path against direct calls to the same embedded llama.cpp server.
+
+Usage (from the repository root):
+    .venv/bin/python bench/local_model.py [--model local] [--papers N] [--slots 1 2 4]
+                                          [--no-raw] [--raw-first] [--append]
+
+For each slot count the model is loaded once (PAPERTAG_LOCAL_SLOTS=slots, concurrency = slots) and both phases
+run against that one server:
+  papertag  papertag.ingest.ingest() into a fresh temporary DuckDB, with the real Extractor and load_prompt();
+  raw       one plain httpx POST /v1/chat/completions per paper, from `slots` threads, with the exact JSON body
+            papertag sends for that paper (same messages, response_format grammar, temperature 0, max_tokens).
+Token counts come from each response's `usage`, rates from wall time; llama.cpp's own `timings` are shown too.
+
+Fairness: llama.cpp keeps each slot's last prompt and reuses its longest matching prefix. Before each phase, one
+filler request per slot (an abstract not in the set, max_tokens 1) leaves every slot holding the static prefix
+(system prompt + few-shot examples) and nothing of the measured papers. Both phases therefore start like a
+warmed-up ingest, and neither can reuse a paper the other just evaluated. The cached-tokens column shows it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from unittest.mock import patch
+
+import httpx
+import openai
+
+import papertag.ingest as ingest_module
+from papertag.backends import open_endpoint
+from papertag.extract import Extractor
+from papertag.prompts import load_prompt
+from papertag.sources import make_paper, parse_file
+from papertag.store import Store
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import append_results, command_line, machine_info  # noqa: E402
+
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "hf-papers-skills.txt"
+TARGET_OVERHEAD_PCT = 5.0
+MAX_SERVER_DRIFT = 0.10  # beyond this, the two phases did not get the same machine
+FILLER_ABSTRACT = (
+    "This placeholder abstract only warms the server before a measured phase. It describes a method for "
+    "sorting library books by colour, evaluated on a made-up shelf benchmark, and reports that nothing of "
+    "interest was found. It shares no text with the sample abstracts, so no slot can reuse a measured prompt."
+)
+
+
+def fillers(slots: int) -> list:
+    # One distinct filler per slot: llama.cpp serves identical concurrent prompts once and copies the result to
+    # the other slot, and a slot filled that way from cold was seen to reuse nothing on its next request.
+    return [make_paper(f"Warm-up filler {i}, not a measured paper", FILLER_ABSTRACT, "bench") for i in range(slots)]
+
+
+@dataclass
+class Tally:
+    """Sums what the server reported across the responses of one phase (retries included)."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    prompt_n: int = 0  # llama.cpp timings: prompt tokens actually evaluated, and how long that took
+    prompt_ms: float = 0.0
+    predicted_n: int = 0
+    predicted_ms: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, body: dict) -> None:
+        usage, timings = body.get("usage") or {}, body.get("timings") or {}
+        with self.lock:
+            self.calls += 1
+            self.prompt_tokens += usage.get("prompt_tokens", 0)
+            self.completion_tokens += usage.get("completion_tokens", 0)
+            self.cached_tokens += (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
+            self.prompt_n += timings.get("prompt_n", 0)
+            self.prompt_ms += timings.get("prompt_ms", 0.0)
+            self.predicted_n += timings.get("predicted_n", 0)
+            self.predicted_ms += timings.get("predicted_ms", 0.0)
+
+    def hook(self, response: httpx.Response) -> None:
+        """httpx response hook for papertag's client: reads the body once more (well under 1 ms per paper)."""
+        if response.request.method == "POST" and response.status_code == 200:
+            response.read()
+            self.add(response.json())
+
+
+@dataclass
+class Phase:
+    side: str  # "papertag" or "raw"
+    papers: int
+    failed: int
+    wall_s: float
+    tally: Tally
+    outputs: dict[str, str | None]  # paper id -> the model's JSON text
+
+
+def papertag_requests(endpoint, prompt, papers) -> dict[str, dict]:
+    """The exact JSON body papertag's Extractor sends for each paper, captured by a mock transport, so the raw
+    side cannot drift from papertag (messages, instructor's response_format, sampling settings)."""
+    bodies: list[dict] = []
+
+    def capture(request: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(request.content))
+        return httpx.Response(400, json={"error": "captured"})  # not transient: one request per paper
+
+    extractor = Extractor(endpoint, prompt, http_client=httpx.Client(transport=httpx.MockTransport(capture)),
+                          attempts=1, validation_retries=0)
+    captured = {}
+    for paper in papers:
+        extractor.extract(paper)
+        captured[paper.id] = bodies[-1]
+    return captured
+
+
+def reset_slots(client: httpx.Client, filler_bodies: list[dict]) -> None:
+    """One filler request per slot, all at once so each lands on its own slot (see the module docstring)."""
+    with ThreadPoolExecutor(len(filler_bodies)) as pool:
+        post = lambda body: client.post("/chat/completions", json={**body, "max_tokens": 1})  # noqa: E731
+        for response in pool.map(post, filler_bodies):
+            response.raise_for_status()
+
+
+def run_papertag(endpoint, prompt, papers, slots) -> Phase:
+    tally, outputs = Tally(), {}
+
+    def make_extractor(endpoint, prompt):
+        # openai's own default client settings, plus the hook that reads usage and timings.
+        http_client = openai.DefaultHttpxClient(event_hooks={"response": [tally.hook]})
+        return Extractor(endpoint, prompt, http_client=http_client)
+
+    def on_result(result) -> None:
+        outputs[result.paper.id] = result.raw_response
+        print("." if result.ok else "x", end="", file=sys.stderr, flush=True)
+
+    # ingest() opens its own endpoint; hand it the already running server instead, so both phases share it.
+    shared = patch.object(ingest_module, "open_endpoint", lambda spec, options=None: nullcontext(endpoint))
+    with shared, tempfile.TemporaryDirectory() as folder:
+        store = Store(Path(folder) / "bench.duckdb")  # opening and migrating the database is not timed
+        started = time.perf_counter()
+        ingest_report = ingest_module.ingest(store, papers, spec=endpoint.spec, prompt=prompt, concurrency=slots,
+                                             make_extractor=make_extractor, on_result=on_result)
+        wall = time.perf_counter() - started
+        store.close()
+    print(file=sys.stderr)
+    return Phase("papertag", len(papers), ingest_report.failed, wall, tally, outputs)
+
+
+def run_raw(client: httpx.Client, bodies: dict[str, dict], papers, slots) -> Phase:
+    tally = Tally()
+
+    def call(paper):
+        response = client.post("/chat/completions", json=bodies[paper.id])
+        response.raise_for_status()
+        body = response.json()
+        tally.add(body)
+        print(".", end="", file=sys.stderr, flush=True)
+        return paper.id, body["choices"][0]["message"]["content"]
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(slots) as pool:  # at most `slots` requests in flight, like ingest's concurrency
+        outputs = dict(pool.map(call, papers))
+    wall = time.perf_counter() - started
+    print(file=sys.stderr)
+    return Phase("raw", len(papers), 0, wall, tally, outputs)
+
+
+def measure(spec: str, papers, slots: int, *, raw: bool, raw_first: bool) -> tuple[list[Phase], float, str]:
+    os.environ["PAPERTAG_LOCAL_SLOTS"] = str(slots)  # read by backends/local.py when it starts the server
+    prompt = load_prompt()
+    started = time.perf_counter()
+    with open_endpoint(spec) as endpoint:
+        load_s = time.perf_counter() - started
+        assert endpoint.concurrency == slots, f"local.py ignored PAPERTAG_LOCAL_SLOTS={slots}"
+        warmups = fillers(slots)
+        bodies = papertag_requests(endpoint, prompt, [*warmups, *papers])
+        auth = {"Authorization": f"Bearer {endpoint.api_key}"}
+        with httpx.Client(base_url=endpoint.base_url, headers=auth, timeout=600) as client:
+            order = ["papertag", "raw"] if raw else ["papertag"]
+            phases = []
+            for side in reversed(order) if raw_first else order:
+                print(f"{slots} slot(s), {side}: warming slots, then {len(papers)} papers", file=sys.stderr)
+                reset_slots(client, [bodies[filler.id] for filler in warmups])
+                if side == "papertag":
+                    phases.append(run_papertag(endpoint, prompt, papers, slots))
+                else:
+                    phases.append(run_raw(client, bodies, papers, slots))
+        return sorted(phases, key=lambda phase: phase.side), load_s, endpoint.model  # papertag row first
+
+
+def row(slots: int, phase: Phase) -> str:
+    t, n, wall = phase.tally, phase.papers, phase.wall_s
+    server = (f"{t.prompt_n / t.prompt_ms * 1000:.0f} / {t.predicted_n / t.predicted_ms * 1000:.1f}"
+              if t.prompt_ms and t.predicted_ms else "n/a")
+    cells = [
+        slots, phase.side, n, phase.failed, f"{wall:.1f}", f"{n / wall * 60:.2f}",
+        f"{t.prompt_tokens / wall:.0f}", f"{t.completion_tokens / wall:.1f}", server,
+        f"{t.prompt_tokens / n:,.0f} ({t.cached_tokens / n:,.0f}) + {t.completion_tokens / n:,.0f}", t.calls,
+    ]
+    return "| " + " | ".join(str(cell) for cell in cells) + " |"
+
+
+def server_speed_drift(a: Tally, b: Tally) -> float:
+    """How far llama.cpp's own generation speed differed between two phases. Both send the same requests to the
+    same server, so a large difference means other load on the machine, not papertag."""
+    if not (a.predicted_ms and b.predicted_ms and a.predicted_n and b.predicted_n):
+        return 0.0
+    speed_a, speed_b = a.predicted_n / a.predicted_ms, b.predicted_n / b.predicted_ms
+    return max(speed_a, speed_b) / min(speed_a, speed_b) - 1
+
+
+def report(results: dict[int, tuple[list[Phase], float, str]], args) -> str:
+    lines = [
+        "| slots | side | papers | failed | wall s | papers/min | prompt tok/s | gen tok/s "
+        "| llama.cpp prompt / gen tok/s | tokens per paper: prompt (cached) + completion | LLM calls |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for slots, (phases, _, _) in results.items():
+        lines += [row(slots, phase) for phase in phases]
+    lines.append("")
+    threads = os.environ.get("PAPERTAG_LOCAL_THREADS", str(os.cpu_count()))
+    any_slots = next(iter(results.values()))
+    lines.append(f"- Model `{args.model}` ({any_slots[2]}), {threads} threads; concurrency = slots. "
+                 f"Model load: " + ", ".join(f"{s} slot(s) {load:.1f} s" for s, (_, load, _) in results.items()) + ".")
+    lines.append("- Rates are usage tokens over the phase's wall time. llama.cpp's column is its own per-request "
+                 "evaluation speed (uncached prompt tokens, generated tokens), averaged over requests.")
+    lines.append(f"- Order: {'raw then papertag' if args.raw_first else 'papertag then raw'}; before each phase "
+                 "every slot gets one filler request, so both start with only the static prompt prefix cached.")
+    verdicts = []
+    for slots, (phases, _, _) in results.items():
+        by_side = {phase.side: phase for phase in phases}
+        if "raw" not in by_side:
+            continue
+        ours, raw = by_side["papertag"], by_side["raw"]
+        overhead = (ours.wall_s / raw.wall_s - 1) * 100
+        same = sum(ours.outputs.get(pid) == text for pid, text in raw.outputs.items())
+        met = "met" if overhead <= TARGET_OVERHEAD_PCT else "**MISSED**"
+        verdicts.append(overhead <= TARGET_OVERHEAD_PCT)
+        lines.append(f"- {slots} slot(s): papertag overhead over raw {overhead:+.1f}% "
+                     f"(target ≤ {TARGET_OVERHEAD_PCT:.0f}%: {met}); identical model output for {same}/{raw.papers} "
+                     f"papers; {ours.tally.calls - raw.tally.calls:+d} LLM calls (validation re-asks).")
+        drift = server_speed_drift(ours.tally, raw.tally)
+        if drift > MAX_SERVER_DRIFT:
+            lines.append(f"  - **Not trustworthy**: llama.cpp itself generated {drift:.0%} faster in one phase than in "
+                         "the other, so something else used the CPU. Re-run on a quiet machine.")
+    if len(results) > 1:
+        rates = {slots: phases[0].papers / phases[0].wall_s * 60 for slots, (phases, _, _) in results.items()}
+        best = max(rates, key=rates.get)
+        lines.append("- papertag papers/min by slots: " + ", ".join(f"{s} → {r:.2f}" for s, r in rates.items())
+                     + f"; fastest: {best} slot(s).")
+    if not all(verdicts):
+        lines.append("- A target was missed: profile the papertag phase (py-spy or pyinstrument) and record the "
+                     "bottleneck here, as issue 4 asks.")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="local", help="model spec: local, local:fast or local:/path.gguf")
+    parser.add_argument("--papers", type=int, default=None, help="first N sample abstracts (default all 31)")
+    parser.add_argument("--slots", type=int, nargs="+", default=[1], help="llama.cpp slot counts to measure")
+    parser.add_argument("--no-raw", dest="raw", action="store_false", help="only the papertag path")
+    parser.add_argument("--raw-first", action="store_true", help="run the raw phase before papertag's")
+    parser.add_argument("--append", action="store_true", help="append the results to bench/RESULTS.md")
+    args = parser.parse_args()
+    if not args.model.startswith("local"):
+        parser.error("this benchmark drives the embedded llama.cpp server: use local, local:fast or local:PATH")
+
+    machine, command = machine_info(), command_line()
+    papers = parse_file(SAMPLES).papers[: args.papers]
+    results = {slots: measure(args.model, papers, slots, raw=args.raw, raw_first=args.raw_first)
+               for slots in args.slots}
+    body = report(results, args)
+    print(f"\nMachine: {machine}\nCommand: {command}\n\n{body}")
+    if args.append:
+        append_results("Local model: papertag vs the raw llama.cpp server (issue 4, benchmark 2)",
+                       command, body, machine=machine)
+        print("\nappended to bench/RESULTS.md")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+import duckdb
+
+from papertag import store as store_module
+from papertag.store import MIGRATIONS, SCHEMA_VERSION, Store
+
+
+def test_version_1_database_is_migrated_with_its_current_extractions(db_path):
+    con = duckdb.connect(str(db_path))
+    con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)")
+    con.execute(MIGRATIONS[0])
+    con.execute("INSERT INTO schema_migrations VALUES (1, now())")
+    con.execute("INSERT INTO papers VALUES ('p1', 'T', 'A', 'h1', 'f', now()), ('p2', 'T2', 'B', 'h2-new', 'f', now())")
+    for paper, content_hash, status, when in [("p1", "h1", "ok", "2026-01-01"), ("p1", "h1", "ok", "2026-02-01"),
+                                              ("p1", "h1", "failed", "2026-03-01"), ("p2", "h2-old", "ok", "2026-01-01")]:
+        con.execute(
+            """INSERT INTO extractions (paper_id, content_hash, model, prompt_version, status, summary, prompt_tokens,
+                   completion_tokens, latency_s, truncated, created_at, dropped_tags)
+               VALUES (?, ?, 'm', 'v', ?, ?, 0, 0, 0, false, ?, [])""",
+            [paper, content_hash, status, f"summary {when}", when],
+        )
+    con.close()
+
+    store = Store(db_path)
+    try:
+        assert store.con.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] == SCHEMA_VERSION
+        current = store.con.execute("SELECT paper_id, summary FROM current_extractions").fetchall()
+        # p1: the newest good extraction; p2: its text changed since, so nothing is current.
+        assert current == [("p1", "summary 2026-02-01")]
+        assert store.con.execute("SELECT DISTINCT schema_version FROM extractions").fetchall() == [("",)]
+    finally:
+        store.close()
+
+
+def test_migrations_are_applied_once(db_path):
+    Store(db_path).close()
+    store = Store(db_path)
+    try:
+        assert store.con.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == len(store_module.MIGRATIONS)
+    finally:
+        store.close()
