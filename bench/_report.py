@@ -34,6 +34,17 @@ def machine_info() -> str:
     return ", ".join(part for part in (f"{os.cpu_count()} cores ({cpu})", ram, load) if part)
 
 
+def busy_cpu_seconds() -> float | None:
+    """CPU seconds all processes together have spent busy since boot (Linux /proc/stat), or None elsewhere.
+    Take it before and after a run, subtract the run's own time.process_time(): the rest is other work."""
+    try:
+        fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle, iowait = fields[3], fields[4]
+    return (sum(fields[:8]) - idle - iowait) / os.sysconf("SC_CLK_TCK")  # guest time is already in user
+
+
 def command_line() -> str:
     """The command as typed from the repository root, so it can be pasted back."""
     python = Path(sys.executable)

@@ -14,7 +14,9 @@ Token counts come from each response's `usage`, rates from wall time; llama.cpp'
 Fairness: llama.cpp keeps each slot's last prompt and reuses its longest matching prefix. Before each phase, one
 filler request per slot (an abstract not in the set, max_tokens 1) leaves every slot holding the static prefix
 (system prompt + few-shot examples) and nothing of the measured papers. Both phases therefore start like a
-warmed-up ingest, and neither can reuse a paper the other just evaluated. The cached-tokens column shows it.
+warmed-up ingest, and neither can reuse a paper the other just evaluated. The report still checks, per slot count,
+that both phases got the same prompt-cache hits and the same llama.cpp speed, and marks the row "not comparable"
+if not: another process took CPU, or (seen now and then with 2 slots) one slot re-evaluated the static prefix.
 """
 
 from __future__ import annotations
@@ -43,11 +45,13 @@ from papertag.sources import make_paper, parse_file
 from papertag.store import Store
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import append_results, command_line, machine_info  # noqa: E402
+from _report import append_results, busy_cpu_seconds, command_line, machine_info  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "hf-papers-skills.txt"
 TARGET_OVERHEAD_PCT = 5.0
-MAX_SERVER_DRIFT = 0.10  # beyond this, the two phases did not get the same machine
+MAX_OTHER_LOAD = 0.05  # of all cores, used by other processes during a phase
+MAX_SERVER_DRIFT = 0.10  # llama.cpp's own speed differing more than this: the phases did not get the same CPU
+MAX_CACHE_DIFFERENCE = 0.01  # of prompt tokens; one slot re-evaluating the static prefix is ~2.5% on 31 papers
 FILLER_ABSTRACT = (
     "This placeholder abstract only warms the server before a measured phase. It describes a method for "
     "sorting library books by colour, evaluated on a made-up shelf benchmark, and reports that nothing of "
@@ -56,14 +60,13 @@ FILLER_ABSTRACT = (
 
 
 def fillers(slots: int) -> list:
-    # One distinct filler per slot: llama.cpp serves identical concurrent prompts once and copies the result to
-    # the other slot, and a slot filled that way from cold was seen to reuse nothing on its next request.
+    # Distinct, so llama.cpp cannot serve them as one prompt shared between slots.
     return [make_paper(f"Warm-up filler {i}, not a measured paper", FILLER_ABSTRACT, "bench") for i in range(slots)]
 
 
 @dataclass
 class Tally:
-    """Sums what the server reported across the responses of one phase (retries included)."""
+    """What the server reported across the responses of one phase (retries included), and the client's CPU."""
 
     calls: int = 0
     prompt_tokens: int = 0
@@ -73,6 +76,7 @@ class Tally:
     prompt_ms: float = 0.0
     predicted_n: int = 0
     predicted_ms: float = 0.0
+    client_cpu_s: float = 0.0  # CPU of the client's own threads: unlike wall time, other load barely moves it
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, body: dict) -> None:
@@ -93,6 +97,17 @@ class Tally:
             response.read()
             self.add(response.json())
 
+    def timed(self, function):
+        """`function`, adding the CPU time of the worker thread that runs it to client_cpu_s."""
+        def wrapper(*args):
+            started = time.thread_time()
+            try:
+                return function(*args)
+            finally:
+                with self.lock:
+                    self.client_cpu_s += time.thread_time() - started
+        return wrapper
+
 
 @dataclass
 class Phase:
@@ -102,6 +117,30 @@ class Phase:
     wall_s: float
     tally: Tally
     outputs: dict[str, str | None]  # paper id -> the model's JSON text
+    other_load: float | None = None  # share of all cores busy with other processes during the phase
+
+
+class OtherLoad:
+    """Measures how much of the machine other processes used while the block ran (Linux only)."""
+
+    def __enter__(self):
+        self.busy, self.own, self.wall = busy_cpu_seconds(), time.process_time(), time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        busy = busy_cpu_seconds()
+        own, wall = time.process_time() - self.own, time.perf_counter() - self.wall
+        self.share = None if busy is None else max(0.0, busy - self.busy - own) / (wall * (os.cpu_count() or 1))
+
+
+@dataclass
+class Measurement:
+    """One slot count: the server's load time and the phases run against it."""
+
+    slots: int
+    model_file: str
+    load_s: float
+    phases: dict[str, Phase]
 
 
 def papertag_requests(endpoint, prompt, papers) -> dict[str, dict]:
@@ -136,7 +175,9 @@ def run_papertag(endpoint, prompt, papers, slots) -> Phase:
     def make_extractor(endpoint, prompt):
         # openai's own default client settings, plus the hook that reads usage and timings.
         http_client = openai.DefaultHttpxClient(event_hooks={"response": [tally.hook]})
-        return Extractor(endpoint, prompt, http_client=http_client)
+        extractor = Extractor(endpoint, prompt, http_client=http_client)
+        extractor.extract = tally.timed(extractor.extract)
+        return extractor
 
     def on_result(result) -> None:
         outputs[result.paper.id] = result.raw_response
@@ -146,10 +187,11 @@ def run_papertag(endpoint, prompt, papers, slots) -> Phase:
     shared = patch.object(ingest_module, "open_endpoint", lambda spec, options=None: nullcontext(endpoint))
     with shared, tempfile.TemporaryDirectory() as folder:
         store = Store(Path(folder) / "bench.duckdb")  # opening and migrating the database is not timed
-        started = time.perf_counter()
+        started, main_cpu = time.perf_counter(), time.thread_time()
         ingest_report = ingest_module.ingest(store, papers, spec=endpoint.spec, prompt=prompt, concurrency=slots,
                                              make_extractor=make_extractor, on_result=on_result)
         wall = time.perf_counter() - started
+        tally.client_cpu_s += time.thread_time() - main_cpu  # the main thread writes the database
         store.close()
     print(file=sys.stderr)
     return Phase("papertag", len(papers), ingest_report.failed, wall, tally, outputs)
@@ -158,6 +200,7 @@ def run_papertag(endpoint, prompt, papers, slots) -> Phase:
 def run_raw(client: httpx.Client, bodies: dict[str, dict], papers, slots) -> Phase:
     tally = Tally()
 
+    @tally.timed
     def call(paper):
         response = client.post("/chat/completions", json=bodies[paper.id])
         response.raise_for_status()
@@ -166,15 +209,16 @@ def run_raw(client: httpx.Client, bodies: dict[str, dict], papers, slots) -> Pha
         print(".", end="", file=sys.stderr, flush=True)
         return paper.id, body["choices"][0]["message"]["content"]
 
-    started = time.perf_counter()
+    started, main_cpu = time.perf_counter(), time.thread_time()
     with ThreadPoolExecutor(slots) as pool:  # at most `slots` requests in flight, like ingest's concurrency
         outputs = dict(pool.map(call, papers))
     wall = time.perf_counter() - started
+    tally.client_cpu_s += time.thread_time() - main_cpu
     print(file=sys.stderr)
     return Phase("raw", len(papers), 0, wall, tally, outputs)
 
 
-def measure(spec: str, papers, slots: int, *, raw: bool, raw_first: bool) -> tuple[list[Phase], float, str]:
+def measure(spec: str, papers, slots: int, *, raw: bool, raw_first: bool) -> Measurement:
     os.environ["PAPERTAG_LOCAL_SLOTS"] = str(slots)  # read by backends/local.py when it starts the server
     prompt = load_prompt()
     started = time.perf_counter()
@@ -185,16 +229,18 @@ def measure(spec: str, papers, slots: int, *, raw: bool, raw_first: bool) -> tup
         bodies = papertag_requests(endpoint, prompt, [*warmups, *papers])
         auth = {"Authorization": f"Bearer {endpoint.api_key}"}
         with httpx.Client(base_url=endpoint.base_url, headers=auth, timeout=600) as client:
-            order = ["papertag", "raw"] if raw else ["papertag"]
-            phases = []
-            for side in reversed(order) if raw_first else order:
+            sides = ["papertag", "raw"] if raw else ["papertag"]
+            phases = {}
+            for side in reversed(sides) if raw_first else sides:
                 print(f"{slots} slot(s), {side}: warming slots, then {len(papers)} papers", file=sys.stderr)
                 reset_slots(client, [bodies[filler.id] for filler in warmups])
-                if side == "papertag":
-                    phases.append(run_papertag(endpoint, prompt, papers, slots))
-                else:
-                    phases.append(run_raw(client, bodies, papers, slots))
-        return sorted(phases, key=lambda phase: phase.side), load_s, endpoint.model  # papertag row first
+                with OtherLoad() as other:
+                    if side == "papertag":
+                        phases[side] = run_papertag(endpoint, prompt, papers, slots)
+                    else:
+                        phases[side] = run_raw(client, bodies, papers, slots)
+                phases[side].other_load = other.share
+        return Measurement(slots, endpoint.model, load_s, {side: phases[side] for side in sides})
 
 
 def row(slots: int, phase: Phase) -> str:
@@ -205,60 +251,86 @@ def row(slots: int, phase: Phase) -> str:
         slots, phase.side, n, phase.failed, f"{wall:.1f}", f"{n / wall * 60:.2f}",
         f"{t.prompt_tokens / wall:.0f}", f"{t.completion_tokens / wall:.1f}", server,
         f"{t.prompt_tokens / n:,.0f} ({t.cached_tokens / n:,.0f}) + {t.completion_tokens / n:,.0f}", t.calls,
+        f"{t.client_cpu_s / n * 1000:.0f}", "n/a" if phase.other_load is None else f"{phase.other_load:.0%}",
     ]
     return "| " + " | ".join(str(cell) for cell in cells) + " |"
 
 
-def server_speed_drift(a: Tally, b: Tally) -> float:
-    """How far llama.cpp's own generation speed differed between two phases. Both send the same requests to the
-    same server, so a large difference means other load on the machine, not papertag."""
-    if not (a.predicted_ms and b.predicted_ms and a.predicted_n and b.predicted_n):
-        return 0.0
-    speed_a, speed_b = a.predicted_n / a.predicted_ms, b.predicted_n / b.predicted_ms
-    return max(speed_a, speed_b) / min(speed_a, speed_b) - 1
+def fairness_problems(ours: Phase, raw: Phase) -> list[str]:
+    """Both phases send the same requests to the same server; where the server saw them differently, say so."""
+    problems = []
+    loads = [phase.other_load for phase in (ours, raw) if phase.other_load is not None]
+    if loads and max(loads) > MAX_OTHER_LOAD:
+        problems.append(f"other processes kept {max(loads):.0%} of the CPU busy during a phase")
+    a, b = ours.tally, raw.tally
+    if a.predicted_n and b.predicted_n and a.predicted_ms and b.predicted_ms:
+        speeds = sorted([a.predicted_n / a.predicted_ms, b.predicted_n / b.predicted_ms])
+        if speeds[1] / speeds[0] - 1 > MAX_SERVER_DRIFT:
+            problems.append(f"llama.cpp itself generated {speeds[1] / speeds[0] - 1:.0%} faster in one phase, so "
+                            "something else was using the CPU")
+    cached = abs(a.cached_tokens - b.cached_tokens) / max(a.prompt_tokens, 1)
+    if cached > MAX_CACHE_DIFFERENCE:
+        problems.append(f"llama.cpp's prompt cache served {a.cached_tokens / ours.papers:,.0f} vs "
+                        f"{b.cached_tokens / raw.papers:,.0f} prompt tokens per paper (papertag vs raw)")
+    return problems
 
 
-def report(results: dict[int, tuple[list[Phase], float, str]], args) -> str:
+def order(args) -> str:
+    if not args.raw:
+        return "papertag only"
+    return "raw then papertag" if args.raw_first else "papertag then raw"
+
+
+def report(results: list[Measurement], args) -> str:
     lines = [
         "| slots | side | papers | failed | wall s | papers/min | prompt tok/s | gen tok/s "
-        "| llama.cpp prompt / gen tok/s | tokens per paper: prompt (cached) + completion | LLM calls |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| llama.cpp prompt / gen tok/s | tokens per paper: prompt (cached) + completion | LLM calls "
+        "| client CPU ms/paper | other processes' CPU |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for slots, (phases, _, _) in results.items():
-        lines += [row(slots, phase) for phase in phases]
-    lines.append("")
+    for result in results:
+        lines += [row(result.slots, phase) for phase in result.phases.values()]
     threads = os.environ.get("PAPERTAG_LOCAL_THREADS", str(os.cpu_count()))
-    any_slots = next(iter(results.values()))
-    lines.append(f"- Model `{args.model}` ({any_slots[2]}), {threads} threads; concurrency = slots. "
-                 f"Model load: " + ", ".join(f"{s} slot(s) {load:.1f} s" for s, (_, load, _) in results.items()) + ".")
-    lines.append("- Rates are usage tokens over the phase's wall time. llama.cpp's column is its own per-request "
-                 "evaluation speed (uncached prompt tokens, generated tokens), averaged over requests.")
-    lines.append(f"- Order: {'raw then papertag' if args.raw_first else 'papertag then raw'}; before each phase "
-                 "every slot gets one filler request, so both start with only the static prompt prefix cached.")
-    verdicts = []
-    for slots, (phases, _, _) in results.items():
-        by_side = {phase.side: phase for phase in phases}
-        if "raw" not in by_side:
+    loads = ", ".join(f"{result.slots} slot(s) {result.load_s:.1f} s" for result in results)
+    lines += [
+        "",
+        f"- Model `{args.model}` ({results[0].model_file}), {threads} threads; concurrency = slots. Load: {loads}.",
+        "- Rates are usage tokens over the phase's wall time. llama.cpp's column is its own per-request speed "
+        "(uncached prompt tokens, generated tokens). Client CPU counts the benchmark's Python threads only; 'other "
+        "processes' is the share of all cores busy outside this process during the phase.",
+        f"- Order: {order(args)}; before each phase every slot gets one filler request, so every phase starts "
+        "with only the static prompt prefix cached.",
+    ]
+    missed = []
+    for result in results:
+        if "raw" not in result.phases:
             continue
-        ours, raw = by_side["papertag"], by_side["raw"]
+        ours, raw = result.phases["papertag"], result.phases["raw"]
         overhead = (ours.wall_s / raw.wall_s - 1) * 100
-        same = sum(ours.outputs.get(pid) == text for pid, text in raw.outputs.items())
-        met = "met" if overhead <= TARGET_OVERHEAD_PCT else "**MISSED**"
-        verdicts.append(overhead <= TARGET_OVERHEAD_PCT)
-        lines.append(f"- {slots} slot(s): papertag overhead over raw {overhead:+.1f}% "
-                     f"(target ≤ {TARGET_OVERHEAD_PCT:.0f}%: {met}); identical model output for {same}/{raw.papers} "
-                     f"papers; {ours.tally.calls - raw.tally.calls:+d} LLM calls (validation re-asks).")
-        drift = server_speed_drift(ours.tally, raw.tally)
-        if drift > MAX_SERVER_DRIFT:
-            lines.append(f"  - **Not trustworthy**: llama.cpp itself generated {drift:.0%} faster in one phase than in "
-                         "the other, so something else used the CPU. Re-run on a quiet machine.")
+        cpu_share = (ours.tally.client_cpu_s - raw.tally.client_cpu_s) / raw.wall_s * 100
+        same = sum(ours.outputs.get(paper_id) == text for paper_id, text in raw.outputs.items())
+        met = overhead <= TARGET_OVERHEAD_PCT
+        if not met:
+            missed.append(result.slots)
+        lines.append(
+            f"- {result.slots} slot(s): papertag overhead over raw **{overhead:+.1f}%** (target ≤ "
+            f"{TARGET_OVERHEAD_PCT:.0f}%: {'met' if met else '**MISSED**'}); papertag's extra client CPU is "
+            f"{cpu_share:.1f}% of the raw wall time; identical model output for {same}/{raw.papers} papers; "
+            f"{ours.tally.calls - raw.tally.calls:+d} LLM calls (validation re-asks)."
+        )
+        for problem in fairness_problems(ours, raw):
+            lines.append(f"  - **Not comparable**: {problem}. Re-run on a quiet machine before trusting this row.")
     if len(results) > 1:
-        rates = {slots: phases[0].papers / phases[0].wall_s * 60 for slots, (phases, _, _) in results.items()}
-        best = max(rates, key=rates.get)
+        rates = {result.slots: result.phases["papertag"].papers / result.phases["papertag"].wall_s * 60
+                 for result in results}
         lines.append("- papertag papers/min by slots: " + ", ".join(f"{s} → {r:.2f}" for s, r in rates.items())
-                     + f"; fastest: {best} slot(s).")
-    if not all(verdicts):
-        lines.append("- A target was missed: profile the papertag phase (py-spy or pyinstrument) and record the "
+                     + f"; fastest: {max(rates, key=rates.get)} slot(s).")
+        busiest = max((phase.other_load or 0.0) for result in results for phase in result.phases.values())
+        if busiest > MAX_OTHER_LOAD:
+            lines.append(f"  - **Not comparable**: other processes kept up to {busiest:.0%} of the CPU busy. Re-run on "
+                         "a quiet machine before choosing a slot count.")
+    if missed:
+        lines.append("- Target missed: profile the papertag phase (py-spy or pyinstrument) and record the "
                      "bottleneck here, as issue 4 asks.")
     return "\n".join(lines)
 
@@ -277,8 +349,7 @@ def main() -> None:
 
     machine, command = machine_info(), command_line()
     papers = parse_file(SAMPLES).papers[: args.papers]
-    results = {slots: measure(args.model, papers, slots, raw=args.raw, raw_first=args.raw_first)
-               for slots in args.slots}
+    results = [measure(args.model, papers, slots, raw=args.raw, raw_first=args.raw_first) for slots in args.slots]
     body = report(results, args)
     print(f"\nMachine: {machine}\nCommand: {command}\n\n{body}")
     if args.append:

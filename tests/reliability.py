@@ -18,8 +18,9 @@ from papertag.queries import Reader
 LOG_ENV = "PAPERTAG_RELIABILITY_LOG"
 
 
-def record(kind: str, behaviour: str, *, cases: int, lost: int) -> None:
-    """One checked row: `cases` papers (or files) met this fault or input kind; `lost` of them vanished."""
+def record(kind: str, behaviour: str, *, cases: int, lost: int | None) -> None:
+    """One checked row: `cases` papers (or files, or statements) met this fault or input kind; `lost` of them
+    vanished, as counted by the test (None where no paper is at stake)."""
     path = os.environ.get(LOG_ENV)
     if not path:
         return

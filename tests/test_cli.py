@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from fake_openai import FakeOpenAI, Reply, default_responder
 from papertag.cli import app
+from reliability import record
 
 runner = CliRunner()
 
@@ -50,7 +51,7 @@ def test_every_command_has_help():
         ("empty.txt", b"", "file is empty"),
         ("boiler.txt", b"Subscribe\n\nNew\n", "no abstracts found"),
         ("binary.jsonl", b"\x00\x01\x02garbage", "binary"),
-        ("latin1.csv", "title,abstract\nCaf\u00e9,x\n".encode("latin-1"), "not UTF-8"),
+        ("utf16.csv", b"\xff\xfe\x00\xd8", "broken UTF-16"),  # a byte-order mark, then half a surrogate pair
         ("cols.csv", b"name,text\na,b\n", "missing column"),
     ],
 )
@@ -152,6 +153,8 @@ def test_database_in_use_by_another_process(fake_server, sample_path, tmp_path):
     try:
         assert holder.stdout.readline().strip() == "ready"
         result = ingest(fake_server, sample_path, extra=["--db", db])
+        record("second process on a database in use", "one-line 'in use by another process' error, exit 2, "
+               "no model call", cases=1, lost=None)
         assert result.exit_code == 2 and "in use by another process" in result.stderr
         assert fake_server.calls == 0
     finally:

@@ -8,6 +8,7 @@ import sys
 import time
 
 from fake_openai import FakeOpenAI, default_responder
+from reliability import record
 
 
 def slow(request):
@@ -35,5 +36,7 @@ def test_sigint_keeps_finished_work_and_exits_130(sample_path, tmp_path):
         rerun = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
     assert rerun.returncode == 0, rerun.stderr
     second = json.loads(rerun.stdout)
+    record("Ctrl-C (SIGINT) during ingest", "finished papers committed, summary printed, exit 130; a rerun continues",
+           cases=1, lost=report["extracted"] - second["cached"])
     assert second["cached"] == report["extracted"]  # nothing finished before Ctrl-C is redone
     assert second["cached"] + second["extracted"] == 31

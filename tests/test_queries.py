@@ -6,6 +6,7 @@ from fake_openai import FakeOpenAI, Reply, completion, user_paper
 from papertag.errors import PapertagError
 from papertag.queries import Reader, run_read_only_sql
 from papertag.sources import make_paper
+from reliability import record
 from test_ingest import run
 
 TAGS = {
@@ -116,10 +117,15 @@ def test_sql_allows_select(populated_db, db_path):
 def test_sql_rejects_writes_and_side_effects(populated_db, db_path, statement):
     with pytest.raises(PapertagError):
         run_read_only_sql(db_path, statement)
-    assert run_read_only_sql(db_path, "SELECT count(*) FROM papers")[1] == [(4,)]
+    remaining = run_read_only_sql(db_path, "SELECT count(*) FROM papers")[1][0][0]
+    record("papertag sql: writes, ATTACH, COPY, INSTALL/LOAD, SET", "rejected with a one-line error; database unchanged",
+           cases=1, lost=4 - remaining)
+    assert remaining == 4
 
 
 @pytest.mark.parametrize("function", ["read_csv('/etc/passwd')", "read_text('/etc/passwd')", "read_parquet('x.parquet')"])
 def test_sql_cannot_read_files(populated_db, db_path, function):
     with pytest.raises(PapertagError, match="query failed"):
         run_read_only_sql(db_path, f"SELECT * FROM {function}")
+    record("papertag sql: file-reading table functions", "rejected with a one-line error", cases=1,
+           lost=4 - run_read_only_sql(db_path, "SELECT count(*) FROM papers")[1][0][0])

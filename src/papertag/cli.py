@@ -15,6 +15,7 @@ from typing import Annotated, Any, Optional
 import duckdb
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -65,7 +66,7 @@ def friendly_errors(command):
         try:
             return command(*args, **kwargs)
         except PapertagError as error:
-            err.print(f"[red]error:[/red] {error}", highlight=False)
+            err.print(f"[red]error:[/red] {escape(str(error))}", highlight=False)
             raise typer.Exit(2) from None
 
     return wrapper
@@ -94,9 +95,10 @@ def print_table(rows: list[dict[str, Any]], columns: list[str], empty: str) -> N
 
 
 def _cell(value: Any) -> str:
+    """Stored text is data, never rich markup: a title like "[/bold]" must print as written."""
     if isinstance(value, list):
-        return ", ".join(map(str, value))
-    return "" if value is None else str(value)
+        return escape(", ".join(map(str, value)))
+    return "" if value is None else escape(str(value))
 
 
 @app.command("ingest")
@@ -123,7 +125,7 @@ def ingest_command(
     parsed = [parse_file(path, input_format.value if input_format else None) for path in paths]
     problems = [f"{item.path}: {problem}" for item in parsed for problem in item.problems]
     for problem in problems:
-        err.print(f"[yellow]skipped[/yellow] {problem}", highlight=False)
+        err.print(f"[yellow]skipped[/yellow] {escape(problem)}", highlight=False)
     papers = [paper for item in parsed for paper in item.papers]
     prompt = load_prompt()
     store = Store(db)
@@ -208,10 +210,10 @@ def _print_report(report: IngestReport, db: Path, problems: list[str], as_json: 
     table = Table(title="papertag ingest", show_header=False)
     for key in ("papers", "cached", "rechecked", "extracted", "failed", "truncated", "dropped_tags", "skipped_input_lines",
                 "tokens_per_paper", "seconds_per_paper", "wall_seconds", "db"):
-        table.add_row(key.replace("_", " "), str(data[key]))
+        table.add_row(key.replace("_", " "), _cell(data[key]))
     out.print(table)
     for paper_id, error in report.failures[:10]:
-        err.print(f"[red]failed[/red] {paper_id}: {error}", highlight=False)
+        err.print(f"[red]failed[/red] {escape(paper_id)}: {escape(error)}", highlight=False)
     if len(report.failures) > 10:
         err.print(f"... and {len(report.failures) - 10} more; 'papertag ingest --retry-failed' tries them again")
     if report.interrupted:
@@ -231,7 +233,7 @@ def summaries(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
         err.print("no papers yet; run 'papertag ingest FILE'")
     for row in rows:
         summary = row["summary"] or f"({row['status']}: no summary yet)"
-        out.print(f"[bold]{row['title']}[/bold] — {summary}", highlight=False)
+        out.print(f"[bold]{escape(row['title'])}[/bold] — {escape(summary)}", highlight=False)
 
 
 @app.command()
@@ -268,22 +270,22 @@ def show(
     if as_json:
         print_json(paper)
         return
-    out.print(f"[bold]{paper['title']}[/bold]  ({paper['id']})", highlight=False)
-    out.print(paper["abstract"], highlight=False)
+    out.print(f"[bold]{escape(paper['title'])}[/bold]  ({escape(paper['id'])})", highlight=False)
+    out.print(paper["abstract"], highlight=False, markup=False)
     current = next((e for e in paper["extractions"] if e["current"]), None)
     if current:
-        out.print(f"\n[bold]summary[/bold]     {current['summary']}", highlight=False)
+        out.print(f"\n[bold]summary[/bold]     {escape(current['summary'])}", highlight=False)
         out.print(f"[bold]domain[/bold]      {current['domain']}")
         for kind in ("tasks", "methods", "benchmarks"):
-            out.print(f"[bold]{kind:<11}[/bold] {', '.join(paper[kind]) or '—'}", highlight=False)
+            out.print(f"[bold]{kind:<11}[/bold] {escape(', '.join(paper[kind])) or '—'}", highlight=False)
         if current["dropped_tags"]:
-            out.print(f"[bold]dropped[/bold]     {'; '.join(current['dropped_tags'])} (not in the abstract, or not a benchmark)",
+            out.print(f"[bold]dropped[/bold]     {escape('; '.join(current['dropped_tags']))} (not in the abstract, or not a benchmark)",
                       highlight=False)
     table = Table("when", "model", "prompt", "status", "tokens", "seconds", "truncated", "error", title="extractions")
     for e in paper["extractions"]:
         table.add_row(
-            f"{e['created_at']:%Y-%m-%d %H:%M}", e["model"], e["prompt_version"], e["status"],
-            str(e["prompt_tokens"] + e["completion_tokens"]), f"{e['latency_s']:.1f}", str(e["truncated"]), e["error"] or "",
+            f"{e['created_at']:%Y-%m-%d %H:%M}", _cell(e["model"]), e["prompt_version"], e["status"],
+            str(e["prompt_tokens"] + e["completion_tokens"]), f"{e['latency_s']:.1f}", str(e["truncated"]), _cell(e["error"]),
         )
     out.print(table)
 
@@ -432,7 +434,7 @@ def eval_command(
         errors = Table("paper", "field", "false positives", "misses", show_lines=True)
         for paper in run["errors"]:
             for field, found in paper["fields"].items():
-                errors.add_row(paper["title"][:40], field, "\n".join(found["false_positives"]), "\n".join(found["misses"]))
+                errors.add_row(_cell(paper["title"][:40]), field, _cell("\n".join(found["false_positives"])), _cell("\n".join(found["misses"])))
         out.print(errors)
 
 
@@ -465,7 +467,7 @@ def batch_submit_command(
     parsed = [parse_file(path, input_format.value if input_format else None) for path in paths]
     problems = [f"{item.path}: {problem}" for item in parsed for problem in item.problems]
     for problem in problems:
-        err.print(f"[yellow]skipped[/yellow] {problem}", highlight=False)
+        err.print(f"[yellow]skipped[/yellow] {escape(problem)}", highlight=False)
     batch.check_spec(model, base_url)  # a wrong spec or a missing key writes nothing
     store = Store(db)
     try:
@@ -478,7 +480,7 @@ def batch_submit_command(
     else:
         table = Table(title="papertag batch submit", show_header=False)
         for key in ("papers", "cached", "rechecked", "submitted", "truncated", "skipped_input_lines", "db"):
-            table.add_row(key.replace("_", " "), str(data[key]))
+            table.add_row(key.replace("_", " "), _cell(data[key]))
         out.print(table)
         for batch_id in report.batches:
             out.print(f"submitted {batch_id}; 'papertag batch status' follows it", highlight=False)
@@ -504,7 +506,7 @@ def batch_status_command(db: DbOption = DEFAULT_DB, as_json: JsonOption = False)
         out.print(f"{job['batch_id']}: {job['status']}, {job['requests_completed']}/{job['requests_total']} done, "
                   f"{job['requests_failed']} failed ({job['papers']} papers, {job['model']}, "
                   f"submitted {job['submitted_at']:%Y-%m-%d %H:%M} UTC)" + (f" {job['error']}" if job["error"] else ""),
-                  highlight=False)
+                  highlight=False, markup=False)
 
 
 @batch_app.command("collect")
@@ -538,9 +540,9 @@ def _print_collected(reports: list[batch.CollectReport]) -> None:
                 line += f", {report.changed_since_submit} skipped (text changed since submit)"
         elif report.outcome == "pending":
             line += ", not finished; collect again later"
-        out.print(line + (f" ({report.error})" if report.error else ""), highlight=False)
+        out.print(line + (f" ({report.error})" if report.error else ""), highlight=False, markup=False)
         for paper_id, error in report.failures[:10]:
-            err.print(f"[red]failed[/red] {paper_id}: {error}", highlight=False)
+            err.print(f"[red]failed[/red] {escape(paper_id)}: {escape(error)}", highlight=False)
         if len(report.failures) > 10:
             err.print(f"... and {len(report.failures) - 10} more; 'papertag show ID' has each error")
 

