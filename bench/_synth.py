@@ -8,6 +8,7 @@ tags drawn from Zipf-Mandelbrot distributions so a few benchmark names are commo
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -235,3 +236,20 @@ def load_chunk(store, chunk: Chunk) -> int:
     extractions, tags = chunk.with_ids(store.next_extraction_ids(chunk.papers.num_rows))
     store.append(extractions, tags)
     return tags.num_rows
+
+
+def timed_methods(obj, names: tuple[str, ...]) -> dict[str, float]:
+    """Wrap these methods on this one object so each call's wall time is added up under its name."""
+    spent = {name: 0.0 for name in names}
+    for name in names:
+        method = getattr(obj, name)
+
+        def wrapper(*args, _method=method, _name=name, **kwargs):
+            began = time.perf_counter()
+            try:
+                return _method(*args, **kwargs)
+            finally:
+                spent[_name] += time.perf_counter() - began
+
+        setattr(obj, name, wrapper)
+    return spent

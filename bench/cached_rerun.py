@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -39,8 +40,8 @@ from papertag.store import Store
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _report import ROOT, append_results, command_line, machine_info  # noqa: E402
-from _synth import check_hashes, load_chunk, make_chunk, sentence_pool, vocabularies  # noqa: E402
+from _report import ROOT, append_results, busy_cpu_seconds, command_line, machine_info  # noqa: E402
+from _synth import check_hashes, load_chunk, make_chunk, sentence_pool, timed_methods, vocabularies  # noqa: E402
 
 MODEL = "openai:bench"
 CLOSED_PORT_URL = "http://127.0.0.1:9/v1"  # nothing listens on port 9: any request fails at once
@@ -95,24 +96,8 @@ def build(folder: Path, papers: int, chunk: int, seed: int) -> tuple[Path, Path,
     return db, jsonl, time.perf_counter() - began
 
 
-def timed_methods(store: Store, names: tuple[str, ...]) -> dict[str, float]:
-    """Wrap these Store methods on this instance so each call's wall time is added up under its name."""
-    spent = {name: 0.0 for name in names}
-    for name in names:
-        method = getattr(store, name)
-
-        def wrapper(*args, _method=method, _name=name, **kwargs):
-            began = time.perf_counter()
-            try:
-                return _method(*args, **kwargs)
-            finally:
-                spent[_name] += time.perf_counter() - began
-
-        setattr(store, name, wrapper)
-    return spent
-
-
 def rerun_in_process(db: Path, jsonl: Path, papers: int) -> dict:
+    busy_before, own_before = busy_cpu_seconds(), time.process_time()
     began = time.perf_counter()
     parsed = parse_file(jsonl)
     parse_s = time.perf_counter() - began
@@ -127,10 +112,12 @@ def rerun_in_process(db: Path, jsonl: Path, papers: int) -> dict:
     ingest_s = time.perf_counter() - ingest_began
     store.close()
     total_s = time.perf_counter() - began
+    others_s = (busy_cpu_seconds() - busy_before) - (time.process_time() - own_before) if busy_before is not None else None
     assert CountingExtractor.made == 0 and CountingExtractor.calls == 0, (CountingExtractor.made, CountingExtractor.calls)
     assert report.cached == papers and report.extracted == report.failed == report.rechecked == report.new_or_changed == 0, report
     return {"parse_s": parse_s, "open_s": open_s, "ingest_s": ingest_s, "total_s": total_s, **spent,
-            "other_s": ingest_s - sum(spent.values()), "cached": report.cached}
+            "other_s": ingest_s - sum(spent.values()), "cached": report.cached,
+            "cpu_s": time.process_time() - own_before, "others_s": others_s}
 
 
 def rerun_cli(db: Path, jsonl: Path, papers: int) -> dict:
@@ -173,6 +160,9 @@ def report(papers: int, build_s: float, size: int, inproc: dict, cli: dict) -> s
         f"| `papertag ingest … --base-url {CLOSED_PORT_URL}` as a process | {cli['wall_s']:.2f} | {cli['cached']:,} "
         f"| {cli['extracted'] + cli['failed']} (its own wall_seconds: {cli['ingest_wall_s']:.2f}) |",
         "",
+        *([f"- During the in-process run this process used {inproc['cpu_s']:.1f} CPU-s; other processes on the machine "
+            f"used {inproc['others_s']:.1f} of the {os.cpu_count() * inproc['total_s']:.1f} that {os.cpu_count()} cores give."]
+          if inproc["others_s"] is not None else []),
         f"- Target (≤ {TARGET_S:.0f} s with zero LLM calls): in process {inproc['total_s']:.1f} s, CLI {cli['wall_s']:.1f} s, "
         f"no LLM call — **{'met' if max(inproc['total_s'], cli['wall_s']) <= TARGET_S else 'missed'}**.",
     ]

@@ -15,8 +15,8 @@ Fairness: llama.cpp keeps each slot's last prompt and reuses its longest matchin
 filler request per slot (an abstract not in the set, max_tokens 1) leaves every slot holding the static prefix
 (system prompt + few-shot examples) and nothing of the measured papers. Both phases therefore start like a
 warmed-up ingest, and neither can reuse a paper the other just evaluated. The report still checks, per slot count,
-that both phases got the same prompt-cache hits and the same llama.cpp speed, and marks the row "not comparable"
-if not: another process took CPU, or (seen now and then with 2 slots) one slot re-evaluated the static prefix.
+that both phases got the same prompt-cache hits, the same llama.cpp speed and a quiet machine, and marks the row
+"not comparable" if not.
 """
 
 from __future__ import annotations
@@ -229,11 +229,15 @@ def measure(spec: str, papers, slots: int, *, raw: bool, raw_first: bool) -> Mea
         bodies = papertag_requests(endpoint, prompt, [*warmups, *papers])
         auth = {"Authorization": f"Bearer {endpoint.api_key}"}
         with httpx.Client(base_url=endpoint.base_url, headers=auth, timeout=600) as client:
+            filler_bodies = [bodies[filler.id] for filler in warmups]
+            # On a fresh multi-slot server, one slot was seen to re-evaluate the static prefix on the request
+            # after its first filler; a second round of fillers, before any phase, fixed that every time.
+            reset_slots(client, filler_bodies)
             sides = ["papertag", "raw"] if raw else ["papertag"]
             phases = {}
             for side in reversed(sides) if raw_first else sides:
                 print(f"{slots} slot(s), {side}: warming slots, then {len(papers)} papers", file=sys.stderr)
-                reset_slots(client, [bodies[filler.id] for filler in warmups])
+                reset_slots(client, filler_bodies)
                 with OtherLoad() as other:
                     if side == "papertag":
                         phases[side] = run_papertag(endpoint, prompt, papers, slots)

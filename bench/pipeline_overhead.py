@@ -25,7 +25,7 @@ from papertag.store import Store
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _report import append_results, machine_info  # noqa: E402
+from _report import append_results, command_line, machine_info  # noqa: E402
 
 ABSTRACT = ("We adapt a language model with LoRA and evaluate it on MMLU, where it improves accuracy over full "
             "fine-tuning while training far fewer parameters. ") * 8
@@ -72,6 +72,7 @@ def main() -> None:
                         help="server latency for the concurrency sweep (s); short, so concurrency 1 ends in minutes")
     parser.add_argument("--append", action="store_true", help="append the results to bench/RESULTS.md")
     args = parser.parse_args()
+    machine = machine_info()  # the load at the start is the one the run began under
     runs = [run_once(args.papers, c, args.sweep_latency) for c in (1, 8, 32, 128)]
     target = run_once(args.papers, 64, 0.2)
     runs.append(target)
@@ -92,7 +93,7 @@ def main() -> None:
     body = "\n".join(lines)
     print(body)
     if args.append:
-        append_results("Pipeline overhead (fake server, no model)", " ".join(["python"] + sys.argv), body)
+        append_results("Pipeline overhead (fake server, no model)", command_line(), body, machine=machine)
 
 
 if __name__ == "__main__":

@@ -19,11 +19,9 @@ from pydantic import ValidationError
 
 from .backends import BackendOptions, Endpoint, open_endpoint
 from .errors import PapertagError
-from .extract import Extraction, chat_arguments, describe, fit_abstract, max_abstract_chars, response_format
-from .grounding import ground
+from .extract import Extraction, chat_arguments, check_answer, describe, fit_abstract, max_abstract_chars, response_format
 from .ingest import canonical_spec, plan, recheck_stored, unique_papers
 from .prompts import Prompt
-from .schema import PaperTags
 from .sources import Paper
 from .store import Store, _now, rows_as_dicts
 
@@ -317,10 +315,9 @@ def extraction_from_line(line: dict, paper: Paper, max_chars: int) -> Extraction
     if choice.get("finish_reason") == "length":
         return failed("the answer hit the output token limit before the JSON was complete", content, usage)
     try:
-        tags = PaperTags.model_validate_json(content or "", context={"title": paper.title})
+        tags, dropped = check_answer(paper, content or "", abstract)
     except ValidationError as error:
         return failed(describe(error), content, usage)
-    tags, dropped = ground(tags, paper.title, abstract)
     return Extraction(
         paper=paper, tags=tags, dropped=dropped, raw_response=content,
         prompt_tokens=_tokens(usage)[0], completion_tokens=_tokens(usage)[1],

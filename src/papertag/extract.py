@@ -245,11 +245,17 @@ class Extractor:
         )
 
 
+def check_answer(paper: Paper, content: str, abstract: str) -> tuple[PaperTags, list[str]]:
+    """A raw answer validated by the schema and grounded in the abstract as sent, with what grounding dropped.
+    Raises pydantic's ValidationError. Used for answers that did not come through instructor."""
+    tags = PaperTags.model_validate_json(content, context={"title": paper.title})
+    return ground(tags, paper.title, abstract)
+
+
 def recheck(paper: Paper, raw_response: str) -> Extraction | None:
     """A stored answer, validated and grounded by today's rules; None if it no longer passes them."""
     try:
-        tags = PaperTags.model_validate_json(raw_response, context={"title": paper.title})
+        tags, dropped = check_answer(paper, raw_response, paper.abstract)
     except ValidationError:
         return None
-    tags, dropped = ground(tags, paper.title, paper.abstract)
     return Extraction(paper, tags, raw_response, 0, 0, 0.0, False, dropped=dropped)
