@@ -301,3 +301,26 @@ def test_abstracts_are_sent_verbatim_never_rendered_as_templates(db_path, fake_s
     assert report.failed == 0
     sent = {user_paper(request) for request in fake_server.requests}
     assert ("Title {{ 6*7 }}", "We compute {{ 7*7 }} and {% if true %}yes{% endif %}.") in sent
+
+
+def test_concurrency_is_reached_and_never_exceeded(db_path):
+    import threading
+    import time
+
+    in_flight, peak, lock = 0, 0, threading.Lock()
+
+    def responder(request):
+        nonlocal in_flight, peak
+        with lock:
+            in_flight += 1
+            peak = max(peak, in_flight)
+        time.sleep(0.05)
+        with lock:
+            in_flight -= 1
+        return default_responder(request)
+
+    papers = [make_paper(f"Paper {i}", f"abstract {i}", "x") for i in range(40)]
+    with FakeOpenAI(responder) as server:
+        report = run(db_path, papers, server, concurrency=6)
+    assert report.extracted == 40
+    assert peak == 6

@@ -10,7 +10,7 @@ import sys
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import duckdb
 import typer
@@ -19,15 +19,17 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from . import batch
 from .backends import DEFAULT_MODEL_SPEC, BackendOptions
 from .errors import PapertagError
-from .ingest import IngestReport, ingest
 from .prompts import load_prompt
 from .queries import Reader, run_read_only_sql
 from .schema import DOMAINS
 from .sources import FORMATS, parse_file
 from .store import Store
+
+if TYPE_CHECKING:  # the LLM stack (openai, instructor) is imported only by the commands that call a model
+    from .batch import CollectReport
+    from .ingest import IngestReport
 
 app = typer.Typer(
     help="Summarise and tag research-paper abstracts with an LLM, store them in DuckDB, and query them.",
@@ -129,6 +131,8 @@ def ingest_command(
     papers = [paper for item in parsed for paper in item.papers]
     prompt = load_prompt()
     store = Store(db)
+    from .ingest import IngestReport, ingest
+
     report = IngestReport()
     try:
         with _progress() as progress:
@@ -464,6 +468,8 @@ def batch_submit_command(
     Papers already tagged, or waiting in an uncollected batch, are skipped at no cost. 'papertag batch collect' stores the results.
     Exit code: 0 when submitted (or nothing to do), 1 when input lines were skipped, 2 on bad input or an API error.
     """
+    from . import batch
+
     parsed = [parse_file(path, input_format.value if input_format else None) for path in paths]
     problems = [f"{item.path}: {problem}" for item in parsed for problem in item.problems]
     for problem in problems:
@@ -492,6 +498,8 @@ def batch_submit_command(
 @friendly_errors
 def batch_status_command(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
     """Each batch job not yet collected: its status and request counts, as the API reports them now."""
+    from . import batch
+
     store = _existing_store(db)
     try:
         jobs = [dataclasses.asdict(job) for job in batch.status(store)]
@@ -516,6 +524,8 @@ def batch_collect_command(db: DbOption = DEFAULT_DB, as_json: JsonOption = False
 
     Each job is collected once. Exit code: 0 when nothing failed (unfinished jobs included), 1 when a paper or a batch failed.
     """
+    from . import batch
+
     store = _existing_store(db)
     try:
         reports = batch.collect(store, load_prompt())
@@ -529,7 +539,7 @@ def batch_collect_command(db: DbOption = DEFAULT_DB, as_json: JsonOption = False
         raise typer.Exit(1)
 
 
-def _print_collected(reports: list[batch.CollectReport]) -> None:
+def _print_collected(reports: list[CollectReport]) -> None:
     if not reports:
         err.print("no batch jobs waiting; 'papertag batch submit' starts one")
     for report in reports:

@@ -7,16 +7,18 @@ import re
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import duckdb
 import pyarrow as pa
 
 from .errors import PapertagError
-from .extract import Extraction
-from .prompts import Prompt
 from .sources import Paper
 from .text import tag_key
+
+if TYPE_CHECKING:  # reading commands need no LLM stack
+    from .extract import Extraction
+    from .prompts import Prompt
 
 # Each migration runs once, in order, inside one transaction with its version row.
 MIGRATIONS: list[str] = [
