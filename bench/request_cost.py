@@ -39,13 +39,13 @@ def main() -> None:
     server, base_url = start_server(0.0)
     try:
         request = {"model": "bench", **chat_arguments(load_prompt(), "Paper 1: adapting models", ABSTRACT)}
+        with_format = {**request, "response_format": response_format()}  # built once, as instructor's is
         http = httpx.Client()
         sdk = openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0)
         patched = instructor.from_openai(sdk, mode=instructor.Mode.JSON_SCHEMA)
         layers = {
-            "raw httpx POST + json": lambda: http.post(f"{base_url}/chat/completions",
-                                                       json={**request, "response_format": response_format()}).json(),
-            "openai SDK create": lambda: sdk.chat.completions.create(**request, response_format=response_format()),
+            "raw httpx POST + json": lambda: http.post(f"{base_url}/chat/completions", json=with_format).json(),
+            "openai SDK create": lambda: sdk.chat.completions.create(**with_format),
             "instructor create_with_completion (as papertag)": lambda: patched.chat.completions.create_with_completion(
                 response_model=RESPONSE_MODEL, max_retries=2, **request),
         }
