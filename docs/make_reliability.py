@@ -30,6 +30,9 @@ TEST_FILES = [
     "tests/test_cli.py",
     "tests/test_queries.py",
     "tests/test_sources_properties.py",
+    "tests/test_secrets.py",
+    "tests/test_weights.py",
+    "tests/test_local_model.py",
 ]
 
 

@@ -2,6 +2,8 @@
 
 import pytest
 
+from reliability import record
+
 from papertag.ingest import ingest
 from papertag.prompts import load_prompt
 from papertag.queries import Reader
@@ -57,3 +59,5 @@ def test_embedded_server_is_loopback_only_and_needs_the_process_key():
         url = endpoint.base_url
     with pytest.raises(httpx.TransportError):  # the server stops with its context
         httpx.post(url + "/chat/completions", json=request, timeout=5)
+    record("embedded llama.cpp server", "binds 127.0.0.1 only; no key or a wrong key gets 401; "
+           "stops with the run (nothing left listening)", cases=3, lost=None)

@@ -5,6 +5,7 @@ import json
 from typer.testing import CliRunner
 
 from fake_openai import FakeOpenAI, Reply, default_responder
+from reliability import record
 from papertag.cli import app
 
 PLANTED = "sk-planted-secret-0123456789abcdef"
@@ -41,3 +42,5 @@ def test_planted_key_appears_nowhere(tmp_path, sample_path, monkeypatch):
         assert PLANTED.encode() not in path.read_bytes()
     failure = json.loads(runner.invoke(app, ["show", "4a7aeb1c", "--json"]).stdout)["extractions"][0]
     assert failure["status"] == "failed" and "401" in failure["error"]
+    record("planted API key", "sent only in the Authorization header; absent from the database, Parquet/JSONL/CSV "
+           "exports, stdout, stderr and stored error messages", cases=len(outputs) + 2, lost=None)

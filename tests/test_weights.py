@@ -3,6 +3,8 @@ import importlib
 
 import pytest
 
+from reliability import record
+
 from papertag import weights
 from papertag.errors import PapertagError
 
@@ -48,6 +50,8 @@ def test_wrong_chunks_are_refused_and_leave_no_file(chunked_model, tmp_path):
     with pytest.raises(PapertagError, match="pinned SHA-256"):
         weights.assemble(wrong, tmp_path / "cache")
     assert list((tmp_path / "cache").iterdir()) == []
+    record("model weights not matching the pinned SHA-256", "refused before loading, with a one-line error; "
+           "no file left behind", cases=1, lost=None)
 
 
 def test_tampered_cached_file_is_refused(chunked_model, tmp_path):
@@ -55,3 +59,5 @@ def test_tampered_cached_file_is_refused(chunked_model, tmp_path):
     path.write_bytes(b"GGUF-part-one|part-two|part-thre!")  # same size, different bytes
     with pytest.raises(PapertagError, match="does not match the pinned SHA-256"):
         weights.assemble(chunked_model, tmp_path / "cache")
+    record("model weights not matching the pinned SHA-256", "refused before loading, with a one-line error; "
+           "no file left behind", cases=1, lost=None)
