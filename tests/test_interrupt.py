@@ -22,7 +22,10 @@ def test_sigint_keeps_finished_work_and_exits_130(sample_path, tmp_path):
     with FakeOpenAI(slow) as server:
         command = [sys.executable, "-m", "papertag", "ingest", str(sample_path), "--db", str(db),
                    "--model", "openai:fake", "--base-url", server.base_url, "--concurrency", "1", "--json"]
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        # A shell that starts jobs in the background (CI runners, `make test &`) starts them with SIGINT ignored,
+        # and Python then keeps it ignored; give the child the default action so Ctrl-C reaches it.
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         deadline = time.monotonic() + 30
         while server.calls < 5 and time.monotonic() < deadline:
             time.sleep(0.05)
