@@ -61,3 +61,12 @@ def test_tampered_cached_file_is_refused(chunked_model, tmp_path):
         weights.assemble(chunked_model, tmp_path / "cache")
     record("model weights not matching the pinned SHA-256", "refused before loading, with a one-line error; "
            "no file left behind", cases=1, lost=None)
+
+
+def test_local_slots_follow_the_run_size_unless_configured():
+    from papertag.backends.local import choose_slots
+
+    assert choose_slots(31, None) == 1  # the warm-up of extra slots costs more than they save
+    assert choose_slots(5000, None) == 4
+    assert choose_slots(None, None) == 4
+    assert choose_slots(31, "2") == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -113,7 +114,7 @@ def ingest(
     on_start(len(todo))
     if todo:
         # The endpoint (and the local model's load) is only paid for when there is work.
-        with open_endpoint(spec, options) as endpoint:
+        with open_endpoint(spec, dataclasses.replace(options or BackendOptions(), papers=len(todo))) as endpoint:
             extractor = make_extractor(endpoint, prompt)
             _run(store, todo, extractor, concurrency or endpoint.concurrency, spec, prompt, report, on_result)
     report.wall_seconds = time.perf_counter() - started

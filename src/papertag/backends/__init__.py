@@ -31,6 +31,7 @@ Backend = Callable[[str, "BackendOptions"], AbstractContextManager[Endpoint]]
 @dataclass(frozen=True)
 class BackendOptions:
     base_url: str | None = None
+    papers: int | None = None  # how many papers the run will send, so a backend can size itself
 
 
 def _backends() -> dict[str, Backend]:

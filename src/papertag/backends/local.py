@@ -14,9 +14,11 @@ from . import BackendOptions, Endpoint
 
 NAMED_MODELS = {"": weights.QWEN_1_5B, "fast": weights.QWEN_0_5B}
 CONTEXT_PER_SLOT = 4096
-# Measured on 2 cores with the 1.5B model (bench/RESULTS.md): 1, 2, 4 slots gave 6.11, 6.26, 6.80 papers/min;
-# parallel slots batch the decoding of several papers, which pays even when the cores are shared.
-DEFAULT_SLOTS = 4
+# Measured on 2 cores with the 1.5B model (bench/RESULTS.md): once warm, 1, 2, 4 slots gave 6.11, 6.26, 6.80
+# papers/min (parallel slots batch the decoding). But each extra slot first reads the ~1,300-token static prompt
+# prefix itself (~23 s here), so 4 slots only win from about 50 papers on.
+MANY_SLOTS = 4
+MIN_PAPERS_FOR_MANY_SLOTS = 50
 
 
 def resolve_model_path(name: str) -> Path:
@@ -26,6 +28,13 @@ def resolve_model_path(name: str) -> Path:
     if not path.is_file():
         raise PapertagError(f"model file {path} does not exist (local:PATH needs a .gguf file)")
     return path
+
+
+def choose_slots(papers: int | None, configured: str | None) -> int:
+    """PAPERTAG_LOCAL_SLOTS if set; else 4 slots for a run of 50 papers or more (or of unknown size), 1 for less."""
+    if configured:
+        return max(1, int(configured))
+    return 1 if papers is not None and papers < MIN_PAPERS_FOR_MANY_SLOTS else MANY_SLOTS
 
 
 @contextmanager
@@ -38,7 +47,7 @@ def open_endpoint(name: str, options: BackendOptions) -> Iterator[Endpoint]:
         raise PapertagError("the local model needs the 'local' extra: pip install 'papertag[local]'") from None
 
     path = resolve_model_path(name)
-    slots = int(os.environ.get("PAPERTAG_LOCAL_SLOTS", str(DEFAULT_SLOTS)))
+    slots = choose_slots(options.papers, os.environ.get("PAPERTAG_LOCAL_SLOTS"))
     threads = int(os.environ.get("PAPERTAG_LOCAL_THREADS", str(os.cpu_count() or 2)))
     api_key = secrets.token_urlsafe(24)
 
