@@ -16,7 +16,7 @@ from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Sequence
 
-from fake_openai import completion, rule_based_tags
+from fake_openai import completion, rule_based_tags, send
 
 Answer = Callable[[dict], dict]  # request body → {"response": ...} or {"error": ...} of one output line
 FINISHED = {"completed", "expired", "cancelled"}
@@ -92,11 +92,7 @@ class FakeBatchAPI:
                 self._send(json.dumps(body).encode(), "application/json", status)
 
             def _send(self, data: bytes, content_type: str, status: int) -> None:
-                self.send_response(status)
-                self.send_header("content-type", content_type)
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send(self, status, data, content_type)
 
             def log_message(self, *args):
                 pass

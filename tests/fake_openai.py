@@ -61,6 +61,18 @@ def default_responder(request: dict) -> Reply:
     return Reply(body=completion(json.dumps(rule_based_tags(request)), request.get("model", "fake")))
 
 
+def send(handler: BaseHTTPRequestHandler, status: int, data: bytes, content_type: str = "application/json",
+         headers: dict[str, str] | None = None) -> None:
+    """One complete HTTP response; shared by the fake servers."""
+    handler.send_response(status)
+    handler.send_header("content-type", content_type)
+    handler.send_header("content-length", str(len(data)))
+    for key, value in (headers or {}).items():
+        handler.send_header(key, value)
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
 class FakeOpenAI:
     """Use as a context manager; `base_url` is the /v1 URL, `requests` records every request body."""
 
@@ -83,14 +95,7 @@ class FakeOpenAI:
                     reply.action(self)
                     return
                 body = reply.body if isinstance(reply.body, str) else json.dumps(reply.body or {})
-                data = body.encode()
-                self.send_response(reply.status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                for key, value in reply.headers.items():
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(data)
+                send(self, reply.status, body.encode(), headers=reply.headers)
 
             def log_message(self, *args):
                 pass
