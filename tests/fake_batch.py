@@ -13,10 +13,10 @@ import threading
 from collections import Counter
 from email.parser import BytesParser
 from email.policy import HTTP
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Callable, Sequence
 
-from fake_openai import completion, rule_based_tags, send
+from fake_openai import LoopbackServer, completion, rule_based_tags, send
 
 Answer = Callable[[dict], dict]  # request body → {"response": ...} or {"error": ...} of one output line
 FINISHED = {"completed", "expired", "cancelled"}
@@ -46,7 +46,7 @@ def expired(body: dict) -> dict:
     return {"error": {"code": "batch_expired", "message": "This request could not be executed before the completion window expired."}}
 
 
-class FakeBatchAPI:
+class FakeBatchAPI(LoopbackServer):
     """Use as a context manager; `base_url` is the /v1 URL."""
 
     def __init__(self, statuses: Sequence[str] = ("completed",), replies: dict[str, Answer] | None = None,
@@ -97,8 +97,7 @@ class FakeBatchAPI:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.listen(Handler)
 
     def uploaded_lines(self) -> list[dict]:
         """Every request line of every uploaded batch input file, in upload order."""
@@ -162,11 +161,3 @@ class FakeBatchAPI:
                 self.files[file_id] = {"purpose": "batch_output", "filename": f"{batch['id']}_{name}.jsonl", "data": data}
                 batch[name] = file_id
         batch["request_counts"].update(completed=len(output), failed=len(errors))
-
-    def __enter__(self) -> "FakeBatchAPI":
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()

@@ -73,7 +73,23 @@ def send(handler: BaseHTTPRequestHandler, status: int, data: bytes, content_type
     handler.wfile.write(data)
 
 
-class FakeOpenAI:
+class LoopbackServer:
+    """A threaded HTTP server on 127.0.0.1 and a free port, running while used as a context manager."""
+
+    def listen(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def __enter__(self):
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class FakeOpenAI(LoopbackServer):
     """Use as a context manager; `base_url` is the /v1 URL, `requests` records every request body."""
 
     def __init__(self, responder: Callable[[dict], Reply] = default_responder):
@@ -100,17 +116,9 @@ class FakeOpenAI:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.listen(Handler)
 
     @property
     def calls(self) -> int:
         return len(self.requests)
 
-    def __enter__(self) -> "FakeOpenAI":
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()

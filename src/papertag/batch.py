@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from .backends import BackendOptions, Endpoint, open_endpoint
 from .errors import PapertagError
 from .extract import Extraction, chat_arguments, check_answer, describe, fit_abstract, max_abstract_chars, response_format
-from .ingest import canonical_spec, plan, recheck_stored, unique_papers
+from .ingest import canonical_spec, prepare
 from .prompts import Prompt
 from .sources import Paper
 from .store import Store, _now, rows_as_dicts
@@ -84,15 +84,11 @@ def submit(store: Store, papers: list[Paper], *, spec: str, prompt: Prompt, base
     """Add the papers to the store and submit every one not yet tagged by this model and prompt as batch jobs."""
     spec = canonical_spec(spec)
     with _endpoint(spec, base_url) as endpoint:  # a bad spec or missing key fails before anything is written
-        papers = unique_papers(papers)
-        report = SubmitReport(papers=len(papers))
-        report.new_or_changed = store.add_papers(papers)
         # The same cache rule as ingest, plus papers already waiting in a batch.
-        todo = plan(store, papers, spec, prompt, force=False, retry_failed_only=False)
-        report.cached = len(papers) - len(todo)
-        rechecked, todo = recheck_stored(store, todo, spec, prompt)
-        store.save(rechecked, spec, prompt)
-        report.rechecked = len(rechecked)
+        work = prepare(store, papers, spec, prompt)
+        report = SubmitReport(papers=work.papers, new_or_changed=work.new_or_changed, cached=work.cached,
+                              rechecked=work.rechecked)
+        todo = work.todo
         waiting = _waiting_keys(store, spec, prompt.version)
         report.cached += sum((paper.id, paper.content_hash) in waiting for paper in todo)
         todo = [paper for paper in todo if (paper.id, paper.content_hash) not in waiting]

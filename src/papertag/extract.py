@@ -125,7 +125,7 @@ def chat_arguments(prompt: Prompt, title: str, abstract: str) -> dict:
 def response_format() -> dict:
     """The response_format instructor's Mode.JSON_SCHEMA sends for PaperTags. Batch requests do not go through
     instructor, so they add it themselves; tests/test_batch.py checks both stay identical."""
-    return {"type": "json_schema", "json_schema": {"name": PaperTags.__name__, "schema": PaperTags.model_json_schema()}}
+    return {"type": "json_schema", "json_schema": {"name": PaperTags.__name__, "schema": copy.deepcopy(_JSON_SCHEMA)}}
 
 
 def _last_message(error: BaseException):

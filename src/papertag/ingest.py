@@ -85,6 +85,33 @@ def recheck_stored(store: Store, todo: list[Paper], spec: str, prompt: Prompt) -
     return rechecked, remaining
 
 
+@dataclass
+class Work:
+    """What a run still has to ask the model, once the store has the papers and the cache has answered."""
+
+    todo: list[Paper]
+    papers: int
+    new_or_changed: int
+    cached: int
+    rechecked: int
+    dropped_tags: int  # by grounding, in the re-checked answers
+
+
+def prepare(store: Store, papers: list[Paper], spec: str, prompt: Prompt, *,
+            force: bool = False, retry_failed_only: bool = False) -> Work:
+    """Store the papers, skip what is done, re-check stored answers: shared by ingest and batch submit."""
+    papers = unique_papers(papers)
+    new_or_changed = store.add_papers(papers)
+    todo = plan(store, papers, spec, prompt, force=force, retry_failed_only=retry_failed_only)
+    cached = len(papers) - len(todo) if not retry_failed_only else 0
+    rechecked: list[Extraction] = []
+    if todo and not force:
+        rechecked, todo = recheck_stored(store, todo, spec, prompt)
+        store.save(rechecked, spec, prompt)
+    return Work(todo, len(papers), new_or_changed, cached, len(rechecked),
+                sum(len(result.dropped) for result in rechecked))
+
+
 def ingest(
     store: Store,
     papers: list[Paper],
@@ -101,16 +128,10 @@ def ingest(
 ) -> IngestReport:
     started = time.perf_counter()
     spec = canonical_spec(spec)
-    papers = unique_papers(papers)
-    report = IngestReport(papers=len(papers))
-    report.new_or_changed = store.add_papers(papers)
-    todo = plan(store, papers, spec, prompt, force=force, retry_failed_only=retry_failed_only)
-    report.cached = len(papers) - len(todo) if not retry_failed_only else 0
-    if not force:
-        rechecked, todo = recheck_stored(store, todo, spec, prompt)
-        store.save(rechecked, spec, prompt)
-        report.rechecked = len(rechecked)
-        report.dropped_tags += sum(len(result.dropped) for result in rechecked)
+    work = prepare(store, papers, spec, prompt, force=force, retry_failed_only=retry_failed_only)
+    report = IngestReport(papers=work.papers, new_or_changed=work.new_or_changed, cached=work.cached,
+                          rechecked=work.rechecked, dropped_tags=work.dropped_tags)
+    todo = work.todo
     on_start(len(todo))
     if todo:
         # The endpoint (and the local model's load) is only paid for when there is work.
