@@ -372,7 +372,10 @@ class Split(str, Enum):
 @app.command("eval")
 @friendly_errors
 def eval_command(
-    gold: Annotated[Path, typer.Option("--gold", help="Hand-labelled JSONL (format in evals/README.md).")] = Path("evals/gold.jsonl"),
+    gold: Annotated[Path, typer.Option("--gold", help="Hand-labelled JSONL (format in evals/README.md), or a SciTLDR-format "
+        "file (title, source sentences, target TLDRs) to score summaries only.")] = Path("evals/gold.jsonl"),
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1,
+        help="SciTLDR files: score only the first N papers (a fixed subset for tuning).")] = None,
     split: Annotated[Split, typer.Option(help="Which labelled papers to score: test (for reporting), dev (for tuning) or all.")] = Split.test,
     model: Annotated[str, typer.Option("--model", "-m", envvar="PAPERTAG_MODEL", help="Model spec, as for ingest.")] = DEFAULT_MODEL_SPEC,
     base_url: Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible server for openai:<model>.")] = None,
@@ -388,7 +391,7 @@ def eval_command(
     Extractions are cached, so re-scoring an unchanged model and prompt makes no LLM call. Every run is stored;
     --compare A B shows what a prompt or model change did.
     """
-    from .evals import HEADLINE_METRICS, compare, load_gold, metric, run_eval
+    from .evals import HEADLINE_METRICS, compare, is_scitldr, load_gold, load_scitldr, metric, run_eval, run_summary_eval
 
     store = Store(db)
     try:
@@ -396,7 +399,8 @@ def eval_command(
             runs = store.eval_runs()
             if history:
                 rows = [{k: run[k] for k in ("id", "created_at", "model", "prompt_version", "split", "papers", "failed")}
-                        | {label: metric(run["metrics"], path) for label, path in HEADLINE_METRICS[:7]} for run in runs]
+                        | {label: metric(run["metrics"], path) for label, path in HEADLINE_METRICS[:7] + HEADLINE_METRICS[-3:-2]}
+                        for run in runs]
                 print_json(rows) if as_json else print_table(rows, list(rows[0]) if rows else [], "no eval runs yet")
                 return
             result = compare(runs, *compare_runs)
@@ -408,6 +412,24 @@ def eval_command(
             if result["note"]:
                 err.print(f"[yellow]note[/yellow] {result['note']}")
             print_table(result["metrics"], ["metric", "a", "b", "delta"], "")
+            return
+        if is_scitldr(gold):
+            tldr_papers = load_scitldr(gold, limit)  # a bad file fails before any progress output
+            with _progress() as progress:
+                task = progress.add_task("eval", total=None, ok=0, failed=0, tokens=0)
+                run = run_summary_eval(
+                    store, tldr_papers, gold_path=gold, spec=model, prompt=load_prompt(), options=BackendOptions(base_url=base_url),
+                    on_start=lambda total: progress.update(task, total=total, description=f"summarising with {model}"),
+                    on_result=lambda result: _advance(progress, task, result),
+                )
+            if as_json:
+                print_json(run)
+                return
+            scores = run["metrics"]["scitldr"]
+            out.print(f"eval run {run['id']}: {model}, prompt {run['prompt_version']}, SciTLDR {run['metrics']['papers']} papers "
+                      f"({run['metrics']['failed']} failed): ROUGE-1 {100 * scores['rouge1']:.1f} · ROUGE-2 "
+                      f"{100 * scores['rouge2']:.1f} · ROUGE-L {100 * scores['rougeL']:.1f} · {scores['words']} words per summary",
+                      highlight=False)
             return
         labelled = load_gold(gold)  # a bad gold file fails before any progress output
         with _progress() as progress:

@@ -13,7 +13,7 @@ from .errors import PapertagError
 from .ingest import IngestReport, canonical_spec, ingest
 from .prompts import Prompt
 from .schema import DOMAINS
-from .scoring import paper_errors, score
+from .scoring import paper_errors, score, score_tldrs
 from .sources import Paper, make_paper, read_text
 from .store import Store
 
@@ -61,6 +61,92 @@ def load_gold(path: Path) -> list[GoldPaper]:
     if not papers:
         raise PapertagError(f"{path}: no labelled papers")
     return papers
+
+
+@dataclass(frozen=True)
+class TldrPaper:
+    paper: Paper
+    targets: tuple[str, ...]
+
+
+def _first_record(text: str) -> Any:
+    for line in text.splitlines():
+        if line.strip():
+            try:
+                return json.loads(line)
+            except json.JSONDecodeError:
+                return None
+    return None
+
+
+def is_scitldr(path: Path) -> bool:
+    """SciTLDR files carry the abstract as `source` sentences and the references as `target`; gold files do not."""
+    record = _first_record(read_text(path))
+    return isinstance(record, dict) and "source" in record and "target" in record and "gold" not in record
+
+
+def load_scitldr(path: Path, limit: int | None = None) -> list[TldrPaper]:
+    """The first `limit` papers of a SciTLDR-format file (a fixed subset for tuning), or all of them."""
+    papers: list[TldrPaper] = []
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        if limit is not None and len(papers) >= limit:
+            break
+        where = f"{path}: line {number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise PapertagError(f"{where}: not valid JSON ({error.msg})") from None
+        if not isinstance(record, dict):
+            raise PapertagError(f"{where}: expected a JSON object")
+        source, targets = record.get("source"), record.get("target")
+        if not isinstance(source, list) or not all(isinstance(s, str) for s in source) or not "".join(source).strip():
+            raise PapertagError(f"{where}: 'source' must be a non-empty list of sentences")
+        if not isinstance(targets, list) or not targets or not all(isinstance(t, str) for t in targets):
+            raise PapertagError(f"{where}: 'target' must be a non-empty list of reference summaries")
+        if not isinstance(record.get("title"), str) or not record["title"].strip():
+            raise PapertagError(f"{where}: missing 'title'")
+        paper = make_paper(record["title"], " ".join(source), str(path), record.get("paper_id"))
+        papers.append(TldrPaper(paper, tuple(targets)))
+    if not papers:
+        raise PapertagError(f"{path}: no papers")
+    return papers
+
+
+def run_summary_eval(
+    store: Store,
+    papers: list[TldrPaper],
+    *,
+    gold_path: Path,
+    spec: str,
+    prompt: Prompt,
+    options: BackendOptions | None = None,
+    on_start: Callable[[int], None] = lambda total: None,
+    on_result: Callable = lambda result: None,
+    make_extractor: Callable | None = None,
+) -> dict[str, Any]:
+    """Summaries scored as the SciTLDR paper scores them: ROUGE-1/2/L F1 against the best-ROUGE-1 reference."""
+    spec = canonical_spec(spec)
+    extra = {"make_extractor": make_extractor} if make_extractor else {}
+    report = ingest(store, [item.paper for item in papers], spec=spec, prompt=prompt, options=options,
+                    on_start=on_start, on_result=on_result, **extra)
+    predictions = store.predictions(spec, prompt)
+    metrics = score_tldrs(
+        (list(item.targets), (predictions.get(item.paper.id) or {}).get("summary")) for item in papers
+    )
+    run = {
+        "model": spec,
+        "prompt_version": prompt.version,
+        "gold_path": str(gold_path),
+        "gold_sha256": hashlib.sha256(gold_path.read_bytes()).hexdigest(),
+        "split": f"scitldr:{len(papers)}",  # the subset is the file's first N papers
+        "metrics": metrics,
+    }
+    run["id"] = store.save_eval_run(run)
+    run["ingest"] = {"extracted": report.extracted, "cached": report.cached, "failed": report.failed,
+                     "seconds": round(report.wall_seconds, 1)}
+    return run
 
 
 def run_eval(
@@ -121,12 +207,18 @@ HEADLINE_METRICS = [
     ("within 30 words", ("summary", "within_30_words")),
     ("not title", ("summary", "not_title")),
     ("failed papers", ("failed",)),
+    ("SciTLDR ROUGE-1", ("scitldr", "rouge1")),
+    ("SciTLDR ROUGE-2", ("scitldr", "rouge2")),
+    ("SciTLDR ROUGE-L", ("scitldr", "rougeL")),
 ]
 
 
-def metric(metrics: dict[str, Any], path: tuple[str, ...]) -> float:
+def metric(metrics: dict[str, Any], path: tuple[str, ...]) -> float | None:
+    """None when a run has no such metric (a SciTLDR run has no tags, a gold run no SciTLDR scores)."""
     value: Any = metrics
     for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return None
         value = value[key]
     return value
 
@@ -144,7 +236,10 @@ def compare(runs: list[dict[str, Any]], first: int, second: int) -> dict[str, An
     rows = []
     for label, path in HEADLINE_METRICS:
         before, after = metric(a["metrics"], path), metric(b["metrics"], path)
-        rows.append({"metric": label, "a": before, "b": after, "delta": round(after - before, 4)})
+        if before is None and after is None:
+            continue
+        delta = None if before is None or after is None else round(after - before, 4)
+        rows.append({"metric": label, "a": before, "b": after, "delta": delta})
     return {"a": _describe(a), "b": _describe(b), "note": note, "metrics": rows}
 
 

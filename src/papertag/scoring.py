@@ -133,6 +133,38 @@ def summary_scores(predicted: str, gold: str, title: str) -> dict[str, float]:
     }
 
 
+@cache
+def _tldr_rouge():
+    from rouge_score import rouge_scorer
+
+    return rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+
+
+def tldr_scores(predicted: str, targets: list[str]) -> dict[str, float]:
+    """SciTLDR's rule: ROUGE F1 (stemmed) against every reference TLDR, keeping the one with the best ROUGE-1."""
+    if not predicted or not targets:
+        return {"rouge1": 0.0, "rouge2": 0.0, "rougeL": 0.0}
+    best = max((_tldr_rouge().score(target, predicted) for target in targets), key=lambda s: s["rouge1"].fmeasure)
+    return {name: best[name].fmeasure for name in ("rouge1", "rouge2", "rougeL")}
+
+
+def score_tldrs(pairs: Iterable[tuple[list[str], str | None]]) -> dict:
+    """pairs: (reference TLDRs, predicted summary or None for a failed paper). Averages over papers, failed ones
+    scoring 0, as the SciTLDR paper averages over every test paper."""
+    totals = {"rouge1": 0.0, "rouge2": 0.0, "rougeL": 0.0}
+    papers = failed = words = 0
+    for targets, predicted in pairs:
+        papers += 1
+        if predicted is None:
+            failed += 1
+            predicted = ""
+        words += len(predicted.split())
+        for name, value in tldr_scores(squash_whitespace(predicted), targets).items():
+            totals[name] += value
+    average = {name: round(total / papers, 4) if papers else 0.0 for name, total in totals.items()}
+    return {"scitldr": average | {"words": round(words / papers, 1) if papers else 0.0}, "papers": papers, "failed": failed}
+
+
 EMPTY_PREDICTION = {"summary": "", "tasks": [], "methods": [], "benchmarks": [], "domain": None}
 
 
