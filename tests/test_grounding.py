@@ -60,3 +60,21 @@ def test_model_names_and_generic_phrases_are_not_benchmarks():
     )
     assert grounded.benchmarks == ["ImageNet", "AgentBench"]
     assert len(dropped) == 4
+
+
+def test_task_words_glued_to_benchmark_names_are_cut():
+    from papertag.grounding import strip_task_words
+    assert strip_task_words("ImageNet classification") == "ImageNet"
+    assert strip_task_words("GLUE finetuning") == "GLUE"
+    assert strip_task_words("WMT'14 machine translation") == "WMT'14"
+    assert strip_task_words("SQuAD question answering") == "SQuAD"
+    assert strip_task_words("Natural Instructions") == "Natural Instructions"  # capitalised words are the name
+    assert strip_task_words("object detection") == "object detection"  # nothing proper left: left alone
+
+
+def test_models_counts_and_field_acronyms_are_not_benchmarks():
+    from papertag.grounding import looks_like_benchmark
+    for name in ("DeiT-S", "Pythia", "OpenLLaMA", "RoBERTa", "125M to 180B", "11 model families", "7B", "LLM inference"):
+        assert not looks_like_benchmark(name), name
+    for name in ("20 Newsgroups", "300W", "MT-Bench", "CIFAR-10", "AgentBench", "LLM-Bench"):
+        assert looks_like_benchmark(name), name

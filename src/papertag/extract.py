@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from .backends import Endpoint
+from .domains import refine_domain
 from .grounding import ground
 from .prompts import Prompt
 from .schema import PAPER_TITLE, PaperTags
@@ -232,7 +233,7 @@ class Extractor:
         except Exception as error:  # recorded per paper; the run goes on
             return Extraction(paper, None, None, 0, 0, time.perf_counter() - started, truncated, describe(error))
         usage = completion.usage
-        tags, dropped = ground(tags, paper.title, abstract)
+        tags, dropped = finish(tags, paper.title, abstract)
         return Extraction(
             paper=paper,
             tags=tags,
@@ -245,11 +246,22 @@ class Extractor:
         )
 
 
+def finish(tags: PaperTags, title: str, abstract: str) -> tuple[PaperTags, list[str]]:
+    """The model's answer grounded in the abstract and its domain checked against the text's cues, with what was
+    removed or replaced ("kind: value")."""
+    tags, dropped = ground(tags, title, abstract)
+    domain = refine_domain(tags.domain, title, abstract)
+    if domain != tags.domain:
+        dropped.append(f"domain: {tags.domain}")
+        tags = tags.model_copy(update={"domain": domain})
+    return tags, dropped
+
+
 def check_answer(paper: Paper, content: str, abstract: str) -> tuple[PaperTags, list[str]]:
-    """A raw answer validated by the schema and grounded in the abstract as sent, with what grounding dropped.
+    """A raw answer validated by the schema and finished like a live one, with what was dropped.
     Raises pydantic's ValidationError. Used for answers that did not come through instructor."""
     tags = PaperTags.model_validate_json(content, context={"title": paper.title})
-    return ground(tags, paper.title, abstract)
+    return finish(tags, paper.title, abstract)
 
 
 def recheck(paper: Paper, raw_response: str) -> Extraction | None:

@@ -18,9 +18,21 @@ PLACEHOLDERS = {"", "none", "na", "nan", "null", "nil", "unknown", "notapplicabl
 # "COCO test-dev" is the benchmark "COCO": evaluation splits are not part of a benchmark's name.
 SPLIT_SUFFIX = re.compile(r"[\s(\[_-]+(test-dev|test-std|test|dev|val|validation|train|training)(\s+(set|split))?[)\]]?$", re.I)
 # Names the prompt already says are not benchmarks, but small models list anyway (checked on the dev split).
-MODEL_NAME = re.compile(r"^(chat)?(gpt|llama|claude|gemini|mistral|mixtral|qwen|vicuna|falcon|deepseek)", re.I)
+MODEL_NAME = re.compile(
+    r"^(chat)?(gpt|llama|openllama|claude|gemini|mistral|mixtral|qwen|vicuna|falcon|deepseek|pythia|bloom|opt\d|"
+    r"t5|flant5|bert|roberta|deberta|albert|electra|xlnet|deit|vit|resnet|vgg|efficientnet|clip|llava|whisper|"
+    r"wav2vec|hubert|phi\d|gemma|mpt|olmo|stablediffusion|sdxl)", re.I)
 NOT_A_DATASET_TAIL = re.compile(r"\b(taxonomy|model|models|framework|algorithm|method|approach|architecture)$", re.I)
-GROUNDING_VERSION = "2"  # part of the prompt version: changing these rules re-extracts
+# Task words glued to a benchmark name: "ImageNet classification" is the benchmark "ImageNet".
+TASK_TAIL = re.compile(
+    r"(\s+(image|text|sentiment|node|graph|object|semantic|instance|speech|machine|neural|zero-shot|few-shot|"
+    r"fine-?tuning|finetuning|classification|detection|segmentation|translation|recognition|generation|"
+    r"question|answering|reasoning|retrieval|summari[sz]ation|tasks?|experiments?|evaluations?|results?))+$")
+# Counts and size ranges: "11 model families", "125M to 180B", "7B".
+COUNT_OR_SIZE = re.compile(r"^[\d.,]+\s*[kKmMbBtT]?(\s+(to|and|-|–)\s+[\d.,]+\s*[kKmMbBtT]?)?(\s+[a-z][a-z-]*)*$")
+# Acronyms that name a field, not a dataset: "LLM inference", "RL tasks".
+GENERIC_ACRONYMS = {"llm", "llms", "ai", "ml", "nlp", "rl", "gpu", "gpus", "vlm", "vlms", "cv", "asr", "tts", "qa"}
+GROUNDING_VERSION = "3"  # part of the prompt version: changing these rules re-extracts
 MIN_FUZZY_KEY = 6  # shorter names must match exactly: "DSG" ~ "DSL" is not a spelling variant
 FUZZY_THRESHOLD = 90
 
@@ -51,10 +63,21 @@ def is_grounded(name: str, source_key: str) -> bool:
     return False
 
 
+def strip_task_words(name: str) -> str:
+    """'ImageNet classification' -> 'ImageNet'; only lower-case words after a proper name are cut."""
+    stripped = TASK_TAIL.sub("", name).strip()
+    return stripped if re.search(r"[A-Z0-9]", stripped) else name
+
+
 def looks_like_benchmark(name: str) -> bool:
-    """Benchmark names are proper names: a capital letter or a digit, not a model and not a generic noun phrase."""
+    """Benchmark names are proper names: a capital letter or a digit, not a model, a count or a generic phrase."""
     if not re.search(r"[A-Z0-9]", name):
         return False  # "robotic manipulation", "retina", "real-world websites"
+    if COUNT_OR_SIZE.match(name.strip()):
+        return False  # "11 model families", "125M to 180B"
+    capitalised = [word for word in re.findall(r"[\w'-]+", name) if re.search(r"[A-Z0-9]", word)]
+    if all(tag_key(word) in GENERIC_ACRONYMS for word in capitalised):
+        return False  # "LLM inference"
     return not MODEL_NAME.match(tag_key(name)) and not NOT_A_DATASET_TAIL.search(name.strip())
 
 
@@ -67,7 +90,7 @@ def ground(tags: PaperTags, title: str, abstract: str) -> tuple[PaperTags, list[
         kept = []
         for value in values:
             if kind == "benchmark":
-                value = strip_split_suffix(value)
+                value = strip_task_words(strip_split_suffix(value))
             if (
                 tag_key(value) in PLACEHOLDERS
                 or (check_text and not is_grounded(value, source_key))

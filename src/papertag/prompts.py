@@ -9,6 +9,7 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
+from .domains import DOMAIN_RULES_VERSION
 from .grounding import GROUNDING_VERSION
 from .schema import VALIDATION_VERSION, PaperTags
 
@@ -58,7 +59,8 @@ def load_prompt(directory: Path | None = None) -> Prompt:
         prompt_digest.update(name.encode() + b"\0" + texts[name].encode() + b"\0")
     prompt_digest.update(schema.encode())
     schema_digest = hashlib.sha256(schema.encode())
-    schema_digest.update(b"grounding " + GROUNDING_VERSION.encode() + b" validation " + VALIDATION_VERSION.encode())
+    schema_digest.update(b"grounding " + GROUNDING_VERSION.encode() + b" validation " + VALIDATION_VERSION.encode()
+                         + b" domain rules " + DOMAIN_RULES_VERSION.encode())
     return Prompt(
         system=texts["system.md"].strip(),
         examples=examples,

@@ -76,8 +76,9 @@ class PaperTags(BaseModel):
         max_length=SUMMARY_CHARS,  # about 30 words; the grammar stops the model here
         description="One sentence, at most 30 words: what the paper does and its main result.",
     )
-    tasks: list[Phrase] = Field(min_length=1, max_length=3, description="Problems addressed.")
-    methods: list[Phrase] = Field(min_length=1, max_length=5, description="Named methods, models or techniques.")
+    # At least two each: the model returned 1.4 tasks and 1.7 methods per paper where careful readers name 2.0 and 2.8.
+    tasks: list[Phrase] = Field(min_length=2, max_length=3, description="Problems addressed.")
+    methods: list[Phrase] = Field(min_length=2, max_length=4, description="Named methods, models or techniques.")
     benchmarks: list[Phrase] = Field(max_length=8, description="Datasets/benchmarks evaluated on or released.")
     domain: Domain
 
