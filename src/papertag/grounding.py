@@ -32,6 +32,9 @@ TASK_TAIL = re.compile(
 COUNT_OR_SIZE = re.compile(r"^[\d.,]+\s*[kKmMbBtT]?(\s+(to|and|-|–)\s+[\d.,]+\s*[kKmMbBtT]?)?(\s+[a-z][a-z-]*)*$")
 # Acronyms that name a field, not a dataset: "LLM inference", "RL tasks".
 GENERIC_ACRONYMS = {"llm", "llms", "ai", "ml", "nlp", "rl", "gpu", "gpus", "vlm", "vlms", "cv", "asr", "tts", "qa"}
+# Activities every paper does, not problems it addresses; the model lists them as tasks when it has nothing better.
+GENERIC_TASKS = {"benchmarking", "evaluation", "modelevaluation", "datasetconstruction", "datasetcreation", "datacollection",
+                 "deeplearning", "machinelearning", "modelperformance", "experiments", "coding", "analysis"}
 GROUNDING_VERSION = "3"  # part of the prompt version: changing these rules re-extracts
 MIN_FUZZY_KEY = 6  # shorter names must match exactly: "DSG" ~ "DSL" is not a spelling variant
 FUZZY_THRESHOLD = 90
@@ -93,6 +96,7 @@ def ground(tags: PaperTags, title: str, abstract: str) -> tuple[PaperTags, list[
                 value = strip_task_words(strip_split_suffix(value))
             if (
                 tag_key(value) in PLACEHOLDERS
+                or (kind == "task" and tag_key(value) in GENERIC_TASKS)
                 or (check_text and not is_grounded(value, source_key))
                 or (kind == "benchmark" and not looks_like_benchmark(value))
             ):
