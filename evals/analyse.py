@@ -48,10 +48,11 @@ def stored_answers(db: Path, model: str, prompt_version: str) -> dict[str, str]:
 @contextmanager
 def variant(name: str):
     """Switch parts of the post-processing off, to measure what each part adds."""
-    saved = (grounding.strip_task_words, grounding.looks_like_benchmark, domains.MIN_SCORE)
+    saved = (grounding.strip_task_words, grounding.looks_like_benchmark, grounding.GENERIC_TASKS, domains.MIN_SCORE)
     try:
         if name in ("validated only", "grounding v2 rules"):
             grounding.strip_task_words = lambda value: value
+            grounding.GENERIC_TASKS = set()
             grounding.looks_like_benchmark = lambda value: (
                 any(c.isupper() or c.isdigit() for c in value)
                 and not grounding.MODEL_NAME.match(tag_key(value))
@@ -60,7 +61,7 @@ def variant(name: str):
             domains.MIN_SCORE = 10**6
         yield
     finally:
-        grounding.strip_task_words, grounding.looks_like_benchmark, domains.MIN_SCORE = saved
+        grounding.strip_task_words, grounding.looks_like_benchmark, grounding.GENERIC_TASKS, domains.MIN_SCORE = saved
 
 
 def predictions(gold, answers, name: str) -> dict[str, dict | None]:
@@ -81,7 +82,7 @@ def predictions(gold, answers, name: str) -> dict[str, dict | None]:
     return result
 
 
-VARIANTS = ("validated only", "grounding v2 rules", "+ benchmark shape rules", "+ domain cues (current)")
+VARIANTS = ("validated only", "grounding v2 rules", "+ benchmark shape rules, generic tasks", "+ domain cues (current)")
 
 
 def error_categories(gold, predicted) -> collections.Counter:

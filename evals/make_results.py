@@ -1,4 +1,5 @@
-"""Regenerate evals/RESULTS.md: run `papertag eval` for both local models on the dev and test splits.
+"""Regenerate evals/RESULTS.md: run `papertag eval` for both local models on the dev and test splits and on the
+fixed SciTLDR dev subset, then add the post-processing ablation, the domain confusion matrix and error counts.
 
 Usage (from the repository root, after `make setup`): .venv/bin/python evals/make_results.py
 Extractions are cached in evals/evals.duckdb, so a re-run with an unchanged prompt makes no LLM call.
@@ -20,11 +21,15 @@ ROOT = Path(__file__).resolve().parents[1]
 PAPERTAG = str(Path(sys.executable).with_name("papertag"))
 MODELS = ("local", "local:fast")
 SPLITS = ("dev", "test")
-TARGETS = {  # the default model's targets on the test split
-    "benchmark F1": 0.85, "domain acc": 0.80, "task F1": 0.60, "method F1": 0.60, "ROUGE-L": 0.35, "within 30 words": 1.0,
+TARGETS = {  # the default model's targets on the test split (issue 9)
+    "benchmark F1": 0.85, "task F1": 0.60, "method F1": 0.60, "domain acc": 0.85, "ROUGE-L": 0.38, "within 30 words": 1.0,
 }
-# Every headline metric; failures are already in the "papers (failed)" column, micro F1 adds little here.
-COLUMNS = [(name, path) for name, path in HEADLINE_METRICS if name not in ("micro F1", "failed papers")]
+SCITLDR = Path("../shared/data/scitldr/dev.jsonl")
+SCITLDR_SUBSET = 50  # the fixed tuning subset: the first 50 dev papers
+SCITLDR_TARGET = 0.44  # ROUGE-1; CATTS (fine-tuned BART-large) has 43.8 on the test split
+# Every headline metric of a gold run; failures are already in the "papers (failed)" column.
+COLUMNS = [(name, path) for name, path in HEADLINE_METRICS
+           if name not in ("micro F1", "failed papers") and not name.startswith("SciTLDR")]
 
 
 def cpu_model() -> str:
@@ -35,7 +40,10 @@ def cpu_model() -> str:
 
 
 def run(model: str, split: str) -> tuple[str, dict]:
-    args = ["eval", "--model", model, "--split", split, "--db", "evals/evals.duckdb", "--json"]
+    if split == "scitldr":
+        args = ["eval", "--model", model, "--gold", str(SCITLDR), "--limit", str(SCITLDR_SUBSET), "--db", "evals/evals.duckdb", "--json"]
+    else:
+        args = ["eval", "--model", model, "--split", split, "--db", "evals/evals.duckdb", "--json"]
     shown = "papertag " + " ".join(args[:-1])
     result = subprocess.run([PAPERTAG, *args], cwd=ROOT, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -44,12 +52,15 @@ def run(model: str, split: str) -> tuple[str, dict]:
 
 
 def main() -> None:
-    rows = []
+    rows, tldr_rows = [], []
     for model in MODELS:
         for split in SPLITS:
             command, run_data = run(model, split)
             rows.append((model, split, command, run_data))
             print(f"{model} {split}: done", file=sys.stderr)
+        command, run_data = run(model, "scitldr")
+        tldr_rows.append((model, command, run_data))
+        print(f"{model} scitldr: done", file=sys.stderr)
     header = "| model | split | prompt | papers (failed) | " + " | ".join(name for name, _ in COLUMNS) + " | command |"
     lines = [
         "# Tagging eval results",
@@ -67,13 +78,37 @@ def main() -> None:
         cells = [f"{metric(metrics, path):.3f}" for _, path in COLUMNS]
         lines.append(f"| `{model}` | {split} | `{data['prompt_version']}` | {metrics['papers']} ({metrics['failed']}) | "
                      + " | ".join(cells) + f" | `{command}` |")
+    lines += ["", f"## SciTLDR summaries (first {SCITLDR_SUBSET} papers of SciTLDR-A dev)", "",
+              "Scored as the SciTLDR paper scores them: ROUGE F1 with stemming against every reference TLDR, keeping the "
+              "reference with the best ROUGE-1, averaged over papers. The published anchor is CATTS (fine-tuned BART-large), "
+              "ROUGE-1 43.8 on the test split, which is not used here.", "",
+              "| model | prompt | papers (failed) | ROUGE-1 | ROUGE-2 | ROUGE-L | words per summary | command |",
+              "|---|---|---|---|---|---|---|---|"]
+    for model, command, data in tldr_rows:
+        m = data["metrics"]
+        scores = m["scitldr"]
+        lines.append(f"| `{model}` | `{data['prompt_version']}` | {m['papers']} ({m['failed']}) | {100 * scores['rouge1']:.1f} | "
+                     f"{100 * scores['rouge2']:.1f} | {100 * scores['rougeL']:.1f} | {scores['words']} | `{command}` |")
     default_test = next(data["metrics"] for model, split, _, data in rows if model == "local" and split == "test")
+    default_tldr = next(data["metrics"] for model, _, data in tldr_rows if model == "local")
     lookup = dict(COLUMNS)
     lines += ["", "## Targets for the default model (`local`) on the test split", "",
               "| metric | target | measured | met |", "|---|---|---|---|"]
     for name, target in TARGETS.items():
         measured = metric(default_test, lookup[name])
         lines.append(f"| {name} | {target:.2f} | {measured:.3f} | {'yes' if measured >= target else '**no**'} |")
+    measured = default_tldr["scitldr"]["rouge1"]
+    lines.append(f"| SciTLDR ROUGE-1 (dev subset) | {100 * SCITLDR_TARGET:.1f} | {100 * measured:.1f} | "
+                 f"{'yes' if measured >= SCITLDR_TARGET else '**no**'} |")
+    prompt_version = next(data["prompt_version"] for model, split, _, data in rows if model == "local")
+    for split in SPLITS:
+        analysis = subprocess.run(
+            [sys.executable, "evals/analyse.py", "--db", "evals/evals.duckdb", "--prompt-version", prompt_version,
+             "--split", split], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        lines += ["", f"## `local` on {split}: post-processing ablation, errors and domain confusion", "",
+                  f"`.venv/bin/python evals/analyse.py --db evals/evals.duckdb --prompt-version {prompt_version} --split {split}`"
+                  " re-finishes the stored answers under each variant (no model call). Rows are cumulative.", "",
+                  analysis.strip()]
     notes = ROOT / "evals" / "NOTES.md"
     if notes.exists():
         lines += ["", notes.read_text().strip()]

@@ -30,3 +30,8 @@ def test_finish_records_a_replaced_domain():
                                      methods=["graph priors", "ranking"], benchmarks=[], domain="reinforcement-learning")
     finished, dropped = finish(tags, *RECOMMENDER)
     assert finished.domain == "information-retrieval" and "domain: reinforcement-learning" in dropped
+
+
+def test_cues_never_send_a_paper_to_a_fallback_domain():
+    title, abstract = "Agents in environments", "Agents learn a policy from reward in environments, an agent per robot arm."
+    assert refine_domain("robotics", title, abstract) == "robotics"  # rl cues are strong, but rl is a fallback
