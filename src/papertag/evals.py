@@ -6,7 +6,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from .backends import BackendOptions
 from .errors import PapertagError
@@ -27,11 +27,9 @@ class GoldPaper:
     labels: dict[str, Any]
 
 
-def load_gold(path: Path) -> list[GoldPaper]:
-    """Every problem names its line; a gold file is either wholly valid or refused."""
-    text = read_text(path)
-    papers: list[GoldPaper] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+def json_records(path: Path) -> Iterator[tuple[str, dict]]:
+    """Each non-blank line of a JSONL file as ("<path>: line N", object); a line that is not an object is refused."""
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         where = f"{path}: line {number}"
@@ -41,6 +39,13 @@ def load_gold(path: Path) -> list[GoldPaper]:
             raise PapertagError(f"{where}: not valid JSON ({error.msg})") from None
         if not isinstance(record, dict):
             raise PapertagError(f"{where}: expected a JSON object")
+        yield where, record
+
+
+def load_gold(path: Path) -> list[GoldPaper]:
+    """Every problem names its line; a gold file is either wholly valid or refused."""
+    papers: list[GoldPaper] = []
+    for where, record in json_records(path):
         for key in ("title", "abstract"):
             if not isinstance(record.get(key), str) or not record[key].strip():
                 raise PapertagError(f"{where}: missing '{key}'")
@@ -88,18 +93,9 @@ def is_scitldr(path: Path) -> bool:
 def load_scitldr(path: Path, limit: int | None = None) -> list[TldrPaper]:
     """The first `limit` papers of a SciTLDR-format file (a fixed subset for tuning), or all of them."""
     papers: list[TldrPaper] = []
-    for number, line in enumerate(read_text(path).splitlines(), start=1):
-        if not line.strip():
-            continue
+    for where, record in json_records(path):
         if limit is not None and len(papers) >= limit:
             break
-        where = f"{path}: line {number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise PapertagError(f"{where}: not valid JSON ({error.msg})") from None
-        if not isinstance(record, dict):
-            raise PapertagError(f"{where}: expected a JSON object")
         source, targets = record.get("source"), record.get("target")
         if not isinstance(source, list) or not all(isinstance(s, str) for s in source) or not "".join(source).strip():
             raise PapertagError(f"{where}: 'source' must be a non-empty list of sentences")
@@ -112,6 +108,40 @@ def load_scitldr(path: Path, limit: int | None = None) -> list[TldrPaper]:
     if not papers:
         raise PapertagError(f"{path}: no papers")
     return papers
+
+
+def _tag_and_score(
+    store: Store,
+    papers: list[Paper],
+    scorer: Callable[[dict[str, dict[str, Any]]], dict[str, Any]],
+    *,
+    gold_path: Path,
+    split: str,
+    spec: str,
+    prompt: Prompt,
+    options: BackendOptions | None,
+    on_start: Callable[[int], None],
+    on_result: Callable,
+    make_extractor: Callable | None,
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Tag the papers (reusing cached extractions), score the predictions, store the run."""
+    spec = canonical_spec(spec)
+    extra = {"make_extractor": make_extractor} if make_extractor else {}
+    report: IngestReport = ingest(store, papers, spec=spec, prompt=prompt, options=options,
+                                  on_start=on_start, on_result=on_result, **extra)
+    predictions = store.predictions(spec, prompt)
+    run = {
+        "model": spec,
+        "prompt_version": prompt.version,
+        "gold_path": str(gold_path),
+        "gold_sha256": hashlib.sha256(gold_path.read_bytes()).hexdigest(),
+        "split": split,
+        "metrics": scorer(predictions),
+    }
+    run["id"] = store.save_eval_run(run)
+    run["ingest"] = {"extracted": report.extracted, "cached": report.cached, "failed": report.failed,
+                     "seconds": round(report.wall_seconds, 1)}
+    return run, predictions
 
 
 def run_summary_eval(
@@ -127,25 +157,13 @@ def run_summary_eval(
     make_extractor: Callable | None = None,
 ) -> dict[str, Any]:
     """Summaries scored as the SciTLDR paper scores them: ROUGE-1/2/L F1 against the best-ROUGE-1 reference."""
-    spec = canonical_spec(spec)
-    extra = {"make_extractor": make_extractor} if make_extractor else {}
-    report = ingest(store, [item.paper for item in papers], spec=spec, prompt=prompt, options=options,
-                    on_start=on_start, on_result=on_result, **extra)
-    predictions = store.predictions(spec, prompt)
-    metrics = score_tldrs(
-        (list(item.targets), (predictions.get(item.paper.id) or {}).get("summary")) for item in papers
+    run, _ = _tag_and_score(
+        store, [item.paper for item in papers],
+        lambda predictions: score_tldrs(
+            (list(item.targets), (predictions.get(item.paper.id) or {}).get("summary")) for item in papers),
+        gold_path=gold_path, split=f"scitldr:{len(papers)}",  # the subset is the file's first N papers
+        spec=spec, prompt=prompt, options=options, on_start=on_start, on_result=on_result, make_extractor=make_extractor,
     )
-    run = {
-        "model": spec,
-        "prompt_version": prompt.version,
-        "gold_path": str(gold_path),
-        "gold_sha256": hashlib.sha256(gold_path.read_bytes()).hexdigest(),
-        "split": f"scitldr:{len(papers)}",  # the subset is the file's first N papers
-        "metrics": metrics,
-    }
-    run["id"] = store.save_eval_run(run)
-    run["ingest"] = {"extracted": report.extracted, "cached": report.cached, "failed": report.failed,
-                     "seconds": round(report.wall_seconds, 1)}
     return run
 
 
@@ -165,31 +183,18 @@ def run_eval(
     gold = [item for item in labelled if split == "all" or item.split == split]
     if not gold:
         raise PapertagError(f"{gold_path}: no papers in split {split!r}")
-    spec = canonical_spec(spec)
-    extra = {"make_extractor": make_extractor} if make_extractor else {}
-    report: IngestReport = ingest(
-        store, [item.paper for item in gold], spec=spec, prompt=prompt, options=options,
-        on_start=on_start, on_result=on_result, **extra,
+    run, predictions = _tag_and_score(
+        store, [item.paper for item in gold],
+        lambda predictions: score((item.labels, predictions.get(item.paper.id), item.paper.title) for item in gold),
+        gold_path=gold_path, split=split, spec=spec, prompt=prompt, options=options,
+        on_start=on_start, on_result=on_result, make_extractor=make_extractor,
     )
-    predictions = store.predictions(spec, prompt)
-    metrics = score((item.labels, predictions.get(item.paper.id), item.paper.title) for item in gold)
-    run = {
-        "model": spec,
-        "prompt_version": prompt.version,
-        "gold_path": str(gold_path),
-        "gold_sha256": hashlib.sha256(gold_path.read_bytes()).hexdigest(),
-        "split": split,
-        "metrics": metrics,
-    }
-    run["id"] = store.save_eval_run(run)
     run["errors"] = [
         {"id": item.paper.id, "title": item.paper.title, **({"failed": True} if item.paper.id not in predictions else {}),
          "fields": errors}
         for item in gold
         if (errors := paper_errors(item.labels, predictions.get(item.paper.id)))
     ]
-    run["ingest"] = {"extracted": report.extracted, "cached": report.cached, "failed": report.failed,
-                     "seconds": round(report.wall_seconds, 1)}
     return run
 
 
