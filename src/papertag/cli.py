@@ -391,7 +391,7 @@ def eval_command(
     Extractions are cached, so re-scoring an unchanged model and prompt makes no LLM call. Every run is stored;
     --compare A B shows what a prompt or model change did.
     """
-    from .evals import HEADLINE_METRICS, compare, is_scitldr, load_gold, load_scitldr, metric, run_eval, run_summary_eval
+    from .evals import HISTORY_METRICS, compare, is_scitldr, load_gold, load_scitldr, metric, run_eval, run_summary_eval
 
     store = Store(db)
     try:
@@ -399,8 +399,7 @@ def eval_command(
             runs = store.eval_runs()
             if history:
                 rows = [{k: run[k] for k in ("id", "created_at", "model", "prompt_version", "split", "papers", "failed")}
-                        | {label: metric(run["metrics"], path) for label, path in HEADLINE_METRICS[:7] + HEADLINE_METRICS[-3:-2]}
-                        for run in runs]
+                        | {label: metric(run["metrics"], path) for label, path in HISTORY_METRICS} for run in runs]
                 print_json(rows) if as_json else print_table(rows, list(rows[0]) if rows else [], "no eval runs yet")
                 return
             result = compare(runs, *compare_runs)

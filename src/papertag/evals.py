@@ -218,6 +218,10 @@ HEADLINE_METRICS = [
 ]
 
 
+# What `papertag eval --history` shows per run: the tag metrics and the SciTLDR ROUGE-1.
+HISTORY_METRICS = HEADLINE_METRICS[:7] + [row for row in HEADLINE_METRICS if row[0] == "SciTLDR ROUGE-1"]
+
+
 def metric(metrics: dict[str, Any], path: tuple[str, ...]) -> float | None:
     """None when a run has no such metric (a SciTLDR run has no tags, a gold run no SciTLDR scores)."""
     value: Any = metrics

@@ -35,7 +35,7 @@ GENERIC_ACRONYMS = {"llm", "llms", "ai", "ml", "nlp", "rl", "gpu", "gpus", "vlm"
 # Activities every paper does, not problems it addresses; the model lists them as tasks when it has nothing better.
 GENERIC_TASKS = {"benchmarking", "evaluation", "modelevaluation", "datasetconstruction", "datasetcreation", "datacollection",
                  "deeplearning", "machinelearning", "modelperformance", "experiments", "coding", "analysis"}
-GROUNDING_VERSION = "3"  # part of the prompt version: changing these rules re-extracts
+GROUNDING_VERSION = "3"  # part of the schema version: changing these rules re-checks stored answers
 MIN_FUZZY_KEY = 6  # shorter names must match exactly: "DSG" ~ "DSL" is not a spelling variant
 FUZZY_THRESHOLD = 90
 

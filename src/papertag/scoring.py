@@ -120,7 +120,7 @@ LIST_FIELDS: dict[str, Callable[[str, str], bool]] = {
 def _rouge():
     from rouge_score import rouge_scorer
 
-    return rouge_scorer.RougeScorer(["rouge1", "rougeL"], use_stemmer=True)
+    return rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
 
 
 def summary_scores(predicted: str, gold: str, title: str) -> dict[str, float]:
@@ -133,18 +133,11 @@ def summary_scores(predicted: str, gold: str, title: str) -> dict[str, float]:
     }
 
 
-@cache
-def _tldr_rouge():
-    from rouge_score import rouge_scorer
-
-    return rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
-
-
 def tldr_scores(predicted: str, targets: list[str]) -> dict[str, float]:
     """SciTLDR's rule: ROUGE F1 (stemmed) against every reference TLDR, keeping the one with the best ROUGE-1."""
     if not predicted or not targets:
         return {"rouge1": 0.0, "rouge2": 0.0, "rougeL": 0.0}
-    best = max((_tldr_rouge().score(target, predicted) for target in targets), key=lambda s: s["rouge1"].fmeasure)
+    best = max((_rouge().score(target, predicted) for target in targets), key=lambda s: s["rouge1"].fmeasure)
     return {name: best[name].fmeasure for name in ("rouge1", "rouge2", "rougeL")}
 
 
