@@ -6,6 +6,8 @@ import csv
 import dataclasses
 import functools
 import json
+import os
+import signal
 import sys
 from datetime import datetime
 from enum import Enum
@@ -74,6 +76,44 @@ def friendly_errors(command):
     return wrapper
 
 
+class OrderlyStop:
+    """Ctrl-C or SIGTERM during a model run: stop sending papers, keep every finished one, report, and exit at once
+    without waiting for requests still in flight. A second signal exits immediately and quietly."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "OrderlyStop":
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self.previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame) -> None:
+        if self.signal is not None:
+            os._exit(128 + self.signal)
+        self.signal = signum
+        raise KeyboardInterrupt
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + (self.signal or signal.SIGINT)
+
+    def message(self, what: str) -> str:
+        how = "terminated (SIGTERM)" if self.signal == signal.SIGTERM else "interrupted"
+        return f"{how}: {what}; run the same command again to continue"
+
+    def leave(self) -> None:
+        """Exit now: worker threads may still sit in a request, and joining them could take minutes."""
+        out.file.flush()
+        err.file.flush()
+        os._exit(self.exit_code)
+
+
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=_json_default) + "\n")
 
@@ -130,33 +170,32 @@ def ingest_command(
         err.print(f"[yellow]skipped[/yellow] {escape(problem)}", highlight=False)
     papers = [paper for item in parsed for paper in item.papers]
     prompt = load_prompt()
-    store = Store(db)
     from .ingest import IngestReport, ingest
 
     report = IngestReport()
-    try:
-        with _progress() as progress:
-            task = progress.add_task("extracting", total=None, ok=0, failed=0, tokens=0)
+    with OrderlyStop() as stop:
+        try:
+            with Store(db) as store, _progress() as progress:
+                task = progress.add_task("extracting", total=None, ok=0, failed=0, tokens=0)
 
-            def on_start(total: int) -> None:
-                progress.update(task, total=total)
-                if total:
-                    progress.update(task, description=f"extracting with {model}")
+                def on_start(total: int) -> None:
+                    progress.update(task, total=total)
+                    if total:
+                        progress.update(task, description=f"extracting with {escape(model)}")
 
-            report = ingest(
-                store, papers, spec=model, prompt=prompt, options=BackendOptions(base_url=base_url),
-                concurrency=concurrency, force=force, retry_failed_only=retry_failed,
-                on_start=on_start, on_result=lambda result: _advance(progress, task, result),
-            )
-    except KeyboardInterrupt:
-        report.interrupted = True
-        _print_report(report, db, problems, as_json)
-        raise typer.Exit(130)
-    finally:
-        store.close()
+                report = ingest(
+                    store, papers, spec=model, prompt=prompt, options=BackendOptions(base_url=base_url),
+                    concurrency=concurrency, force=force, retry_failed_only=retry_failed,
+                    on_start=on_start, on_result=lambda result: _advance(progress, task, result),
+                    on_wait=lambda message: progress.console.print(f"[yellow]waiting[/yellow] {escape(message)}"),
+                )
+        except KeyboardInterrupt:
+            report.interrupted = True  # stopped before the model ran: nothing was finished
+        if report.interrupted:
+            _print_report(report, db, problems, as_json)
+            err.print(stop.message(f"{report.extracted + report.failed} finished papers are saved"))
+            stop.leave()
     _print_report(report, db, problems, as_json)
-    if report.interrupted:
-        raise typer.Exit(130)
     if report.failed or problems:
         raise typer.Exit(1)
 
@@ -220,8 +259,6 @@ def _print_report(report: IngestReport, db: Path, problems: list[str], as_json: 
         err.print(f"[red]failed[/red] {escape(paper_id)}: {escape(error)}", highlight=False)
     if len(report.failures) > 10:
         err.print(f"... and {len(report.failures) - 10} more; 'papertag ingest --retry-failed' tries them again")
-    if report.interrupted:
-        err.print("interrupted: finished papers are saved; run the same command again to continue")
 
 
 @app.command()
@@ -391,6 +428,16 @@ def eval_command(
     Extractions are cached, so re-scoring an unchanged model and prompt makes no LLM call. Every run is stored;
     --compare A B shows what a prompt or model change did.
     """
+    with OrderlyStop() as stop:
+        try:
+            _eval(gold, limit, split, model, base_url, show_errors, compare_runs, history, db, as_json)
+        except KeyboardInterrupt:
+            err.print(stop.message("finished papers are cached, no eval run was stored"))
+            stop.leave()
+
+
+def _eval(gold: Path, limit: Optional[int], split: Split, model: str, base_url: Optional[str], show_errors: bool,
+          compare_runs: Optional[tuple[int, int]], history: bool, db: Path, as_json: bool) -> None:
     from .evals import HISTORY_METRICS, compare, is_scitldr, load_gold, load_scitldr, metric, run_eval, run_summary_eval
 
     store = Store(db)

@@ -129,6 +129,8 @@ def _tag_and_score(
     extra = {"make_extractor": make_extractor} if make_extractor else {}
     report: IngestReport = ingest(store, papers, spec=spec, prompt=prompt, options=options,
                                   on_start=on_start, on_result=on_result, **extra)
+    if report.interrupted:
+        raise KeyboardInterrupt  # finished papers are cached; a partial run is neither scored nor stored
     predictions = store.predictions(spec, prompt)
     run = {
         "model": spec,

@@ -12,10 +12,11 @@ from .backends import BackendOptions, open_endpoint
 from .extract import Extraction, Extractor, recheck
 from .prompts import Prompt
 from .sources import Paper
-from .store import Store
+from .store import DatabaseBusy, Store
 
 FLUSH_EVERY_S = 1.0  # an interrupted run loses at most about this much finished work
 FLUSH_EVERY_N = 64  # "a few dozen": bounds the loss when papers finish faster than one per 15 ms
+BUSY_WAIT_S = 0.2  # how long a flush waits for readers before keeping its papers for the next one
 
 
 @dataclass
@@ -71,12 +72,13 @@ def plan(store: Store, papers: list[Paper], spec: str, prompt: Prompt, *, force:
 
 
 def recheck_stored(store: Store, todo: list[Paper], spec: str, prompt: Prompt) -> tuple[list[Extraction], list[Paper]]:
-    """When only validation or grounding changed, re-check the model's stored answers instead of asking again.
-    Returns the re-checked extractions and the papers that still need the model."""
-    answers = store.reusable_answers(spec, prompt)
+    """Answers the model already gave for the same text (under this id or another, under older validation or
+    grounding rules) are re-checked instead of asking again. Returns the re-checked extractions and the papers
+    that still need the model."""
+    answers = store.reusable_answers(spec, prompt, [paper.content_hash for paper in todo])
     rechecked, remaining = [], []
     for paper in todo:
-        raw = answers.get((paper.id, paper.content_hash))
+        raw = answers.get(paper.content_hash)
         result = recheck(paper, raw) if raw else None
         if result:
             rechecked.append(result)
@@ -124,11 +126,13 @@ def ingest(
     retry_failed_only: bool = False,
     on_start: Callable[[int], None] = lambda total: None,
     on_result: Callable[[Extraction], None] = lambda result: None,
+    on_wait: Callable[[str], None] = lambda message: None,
     make_extractor: Callable = Extractor,
 ) -> IngestReport:
     started = time.perf_counter()
     spec = canonical_spec(spec)
     work = prepare(store, papers, spec, prompt, force=force, retry_failed_only=retry_failed_only)
+    store.release()  # readers may open the database while the model loads and works
     report = IngestReport(papers=work.papers, new_or_changed=work.new_or_changed, cached=work.cached,
                           rechecked=work.rechecked, dropped_tags=work.dropped_tags)
     todo = work.todo
@@ -137,22 +141,52 @@ def ingest(
         # The endpoint (and the local model's load) is only paid for when there is work.
         with open_endpoint(spec, dataclasses.replace(options or BackendOptions(), papers=len(todo))) as endpoint:
             extractor = make_extractor(endpoint, prompt)
-            _run(store, todo, extractor, concurrency or endpoint.concurrency, spec, prompt, report, on_result)
+            _run(store, todo, extractor, concurrency or endpoint.concurrency, spec, prompt, report, on_result, on_wait)
     report.wall_seconds = time.perf_counter() - started
     return report
 
 
-def _run(store, todo, extractor, concurrency, spec, prompt, report, on_result) -> None:
+def same_text_groups(todo: list[Paper]) -> tuple[list[Paper], dict[str, list[Paper]]]:
+    """One paper per content hash goes to the model; the others (the same text under another id) get a copy of
+    its answer. Returns the papers to send and, per hash, the papers waiting for it."""
+    leaders: dict[str, Paper] = {}
+    followers: dict[str, list[Paper]] = {}
+    for paper in todo:
+        if paper.content_hash in leaders:
+            followers.setdefault(paper.content_hash, []).append(paper)
+        else:
+            leaders[paper.content_hash] = paper
+    return list(leaders.values()), followers
+
+
+def copy_for(result: Extraction, paper: Paper) -> Extraction:
+    """The same answer for the same text under another id; it cost no tokens or time of its own."""
+    return dataclasses.replace(result, paper=paper, prompt_tokens=0, completion_tokens=0, latency_s=0.0)
+
+
+def _run(store, todo, extractor, concurrency, spec, prompt, report, on_result, on_wait) -> None:
     pending_writes: list[Extraction] = []
     last_flush = time.monotonic()
 
-    def flush() -> None:
+    def flush(*, until_done: bool) -> None:
+        """Commit the finished papers and release the file. While a reader holds it, keep them in memory and try
+        again at the next flush; the last flush waits as long as it takes."""
         nonlocal last_flush
-        store.save(pending_writes, spec, prompt)
-        pending_writes.clear()
         last_flush = time.monotonic()
+        while pending_writes:
+            try:
+                store.open(wait_s=None if until_done else BUSY_WAIT_S)
+                store.save(pending_writes, spec, prompt)
+                pending_writes.clear()
+            except DatabaseBusy as busy:
+                if not until_done:
+                    return
+                on_wait(f"{busy}; {len(pending_writes)} finished papers wait in memory")
+            finally:
+                store.release()
 
-    queue = iter(todo)
+    send, waiting = same_text_groups(todo)
+    queue = iter(send)
     executor = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="extract")
     in_flight: set[Future] = set()
     try:
@@ -165,16 +199,19 @@ def _run(store, todo, extractor, concurrency, spec, prompt, report, on_result) -
             done, in_flight = wait(in_flight, timeout=FLUSH_EVERY_S, return_when=FIRST_COMPLETED)
             for future in done:
                 result = future.result()
-                report.count(result)
-                pending_writes.append(result)
-                on_result(result)
+                copies = [copy_for(result, paper) for paper in waiting.get(result.paper.content_hash, [])]
+                for finished in (result, *copies):
+                    report.count(finished)
+                    pending_writes.append(finished)
+                    on_result(finished)
                 next_paper = next(queue, None)
                 if next_paper is not None:
                     in_flight.add(executor.submit(extractor.extract, next_paper))
             if len(pending_writes) >= FLUSH_EVERY_N or time.monotonic() - last_flush >= FLUSH_EVERY_S:
-                flush()
+                flush(until_done=False)
     except KeyboardInterrupt:
         report.interrupted = True  # the caller reports it; finished papers are flushed below
     finally:
+        # Workers stuck in a request are abandoned, not joined: the caller exits without waiting for them.
         executor.shutdown(wait=False, cancel_futures=True)
-        flush()  # keep every finished paper, whatever stopped the run
+        flush(until_done=True)  # keep every finished paper, whatever stopped the run

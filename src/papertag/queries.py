@@ -8,7 +8,7 @@ from typing import Any
 import duckdb
 
 from .errors import PapertagError
-from .store import connect, rows_as_dicts
+from .store import open_reader, rows_as_dicts
 from .text import tag_key
 
 # One record per paper with its current extraction; tag lists keep the model's order.
@@ -45,7 +45,7 @@ MATCHED_RECORDS = f"""
 
 class Reader:
     def __init__(self, path: Path):
-        self.con = connect(path, read_only=True)
+        self.con = open_reader(path)
 
     def close(self) -> None:
         self.con.close()
@@ -144,15 +144,8 @@ def run_read_only_sql(path: Path, sql: str) -> tuple[list[str], list[tuple]]:
             raise PapertagError(f"only SELECT queries are allowed here, not {statement.type.name}")
     if not path.exists():
         raise PapertagError(f"no database at {path}; run 'papertag ingest FILE' first, or pass --db")
-    try:
-        con = duckdb.connect(
-            str(path),
-            read_only=True,
-            config={"enable_external_access": False, "autoload_known_extensions": False,
-                    "autoinstall_known_extensions": False, "lock_configuration": True},
-        )
-    except duckdb.Error as error:
-        raise PapertagError(f"cannot open database {path}: {str(error).splitlines()[0]}") from None
+    con = open_reader(path, config={"enable_external_access": False, "autoload_known_extensions": False,
+                                    "autoinstall_known_extensions": False, "lock_configuration": True})
     try:
         relation = None
         for statement in statements:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import re
+import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,6 +23,7 @@ if TYPE_CHECKING:  # reading commands need no LLM stack
     from .extract import Extraction
     from .prompts import Prompt
 
+PAPERTAG_MARK = "papertag"  # comment on schema_migrations: this file was made by papertag
 # Each migration runs once, in order, inside one transaction with its version row.
 MIGRATIONS: list[str] = [
     """
@@ -115,6 +119,8 @@ MIGRATIONS: list[str] = [
         collected_at TIMESTAMP                  -- set once its results are stored; never collected twice
     );
     """,
+    # 4: the mark that tells papertag's databases from other DuckDB files (older ones are known by their tables).
+    f"COMMENT ON TABLE schema_migrations IS '{PAPERTAG_MARK}';",
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 # An extraction is reused only if all of these match; the paper id and its text hash say which text it describes.
@@ -126,23 +132,113 @@ def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+class DatabaseBusy(PapertagError):
+    """Another process holds the database longer than this command is willing to wait."""
+
+
+READ_WAIT_S = 10.0  # a reader waits out the writer's short batch commits (tens of ms each)
+WRITE_WAIT_S = 10.0  # a writer waits out readers; an ingest keeps results in memory and tries again later
+LEGACY_TABLES = {"schema_migrations", "papers", "extractions", "tags"}  # databases made before the mark
+
+
+def connect(path: Path, *, read_only: bool = False, wait_s: float | None = None,
+            config: dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
+    """Open the database, waiting with a short backoff while another process holds its lock."""
     if read_only and not path.exists():
         raise PapertagError(f"no database at {path}; run 'papertag ingest FILE' first, or pass --db")
-    try:
-        if read_only:
-            return duckdb.connect(str(path), read_only=True)
+    if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-        return duckdb.connect(str(path))
-    except duckdb.IOException as error:
-        message = str(error)
-        if "lock" in message.casefold():
-            holder = re.search(r"PID \d+", message)
-            by = f" ({holder.group(0)})" if holder else ""
-            raise PapertagError(f"database {path} is in use by another process{by}; wait for it to finish") from None
-        raise PapertagError(f"cannot open database {path}: {message.splitlines()[0]}") from None
-    except duckdb.Error as error:
-        raise PapertagError(f"{path} is not a papertag database: {str(error).splitlines()[0]}") from None
+    deadline = time.monotonic() + (READ_WAIT_S if read_only else WRITE_WAIT_S) if wait_s is None else time.monotonic() + wait_s
+    delay = 0.005
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only, config=config or {})
+        except duckdb.IOException as error:
+            message = str(error)
+            if "lock" not in message.casefold():
+                raise PapertagError(f"cannot open database {path}: {message.splitlines()[0]}") from None
+            if time.monotonic() + delay > deadline:
+                holder = re.search(r"PID \d+", message)
+                by = f" ({holder.group(0)})" if holder else ""
+                raise DatabaseBusy(f"database {path} is in use by another process{by}; wait for it to finish") from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+        except duckdb.Error as error:
+            raise PapertagError(f"{path} is not a papertag database: {str(error).splitlines()[0]}") from None
+
+
+def check_papertag(con: duckdb.DuckDBPyConnection, path: Path) -> int:
+    """The schema version of a papertag database, 0 for an empty one. Anything else is refused before papertag
+    writes a byte: someone else's database stays as it was."""
+    tables = dict(con.execute(
+        "SELECT table_name, comment FROM duckdb_tables() WHERE database_name = current_database()").fetchall())
+    objects = con.execute(
+        """SELECT (SELECT count(*) FROM duckdb_views() WHERE NOT internal AND database_name = current_database())
+                + (SELECT count(*) FROM duckdb_sequences() WHERE database_name = current_database())""").fetchone()[0]
+    if not tables and not objects:
+        return 0
+    if tables.get("schema_migrations") != PAPERTAG_MARK and not LEGACY_TABLES <= set(tables):
+        names = ", ".join(sorted(tables)[:3]) + (", ..." if len(tables) > 3 else "")
+        raise PapertagError(f"{path} is not a papertag database (it has other tables: {names or 'views'}); "
+                            "pass a new file with --db")
+    version = con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise PapertagError(f"database {path} was written by a newer papertag (schema {version}, this one knows "
+                            f"{SCHEMA_VERSION}); upgrade papertag")
+    return version
+
+
+def open_reader(path: Path, *, config: dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to a papertag database with data in it; it waits out an ingest's short commits."""
+    con = connect(path, read_only=True, config=config)
+    try:
+        if check_papertag(con, path) == 0:
+            raise PapertagError(f"no papers in {path} yet; run 'papertag ingest FILE' first")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+class WriterLock:
+    """One papertag writer per database (a lock file next to it): a second ingest into the same file gets a
+    clear error before doing any work, instead of failing on DuckDB's lock halfway through."""
+
+    def __init__(self, db_path: Path):
+        self.db_path = db_path
+        self.path = db_path.with_name(db_path.name + ".lock")
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 20).decode("ascii", "replace").strip()
+                os.close(fd)
+                by = f" (PID {holder})" if holder.isdigit() else ""
+                raise DatabaseBusy(f"another papertag process{by} is writing to {self.db_path}; "
+                                   "wait for it to finish") from None
+            try:
+                if os.fstat(fd).st_ino == os.stat(self.path).st_ino:
+                    break  # the file we locked is still the lock file, not one a finishing writer just removed
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        try:
+            os.unlink(self.path)  # before unlocking, so a waiting process's inode check sees it is gone
+        except FileNotFoundError:
+            pass
+        os.close(self.fd)
+        self.fd = None
 
 
 PAPER_SCHEMA = pa.schema([
@@ -165,21 +261,54 @@ TAG_COLUMNS = tuple(TAG_SCHEMA.names)
 
 
 class Store:
-    """Writes go through this class; reading commands live in queries.py."""
+    """Writes go through this class; reading commands live in queries.py.
+
+    The DuckDB file is opened on first use and released by release(): a long ingest holds it only for its short
+    batch commits, so readers can open it in between. A lock file keeps out a second writer for the Store's life."""
 
     def __init__(self, path: Path):
         self.path = path
-        self.con = connect(path)
-        self.migrate()
+        self._con: duckdb.DuckDBPyConnection | None = None
+        if path.exists() and path.stat().st_size:
+            with connect(path, read_only=True) as con:
+                check_papertag(con, path)  # someone else's file is refused before anything is written
+        self.lock = WriterLock(path)
+        self.lock.acquire()
+        try:
+            self.migrate()
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        return self.open()
+
+    def open(self, wait_s: float | None = None) -> duckdb.DuckDBPyConnection:
+        """The open connection, or a new one once readers let go; DatabaseBusy after wait_s (default WRITE_WAIT_S)."""
+        if self._con is None:
+            self._con = connect(self.path, wait_s=wait_s)
+        return self._con
+
+    def release(self) -> None:
+        """Close the file until the next write, so readers can open it; waiting for readers is connect's job."""
+        if self._con is not None:
+            self._con.close()
+            self._con = None
 
     def close(self) -> None:
-        self.con.close()
+        self.release()
+        self.lock.release()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def migrate(self) -> None:
+        applied = check_papertag(self.con, self.path)
         self.con.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)")
-        applied = self.con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
-        if applied > SCHEMA_VERSION:
-            raise PapertagError(f"database {self.path} was written by a newer papertag (schema {applied})")
         for version in range(applied + 1, SCHEMA_VERSION + 1):
             self.con.execute("BEGIN")
             self.con.execute(MIGRATIONS[version - 1])
@@ -225,17 +354,22 @@ class Store:
         ).fetchall()
         return set(rows)
 
-    def reusable_answers(self, model: str, prompt: Prompt) -> dict[tuple[str, str], str]:
-        """Raw answers from this model to this prompt that an older schema version validated.
-
-        Only validation or grounding changed, so the stored answer is re-checked instead of asking the model again."""
-        rows = self.con.execute(
-            """SELECT paper_id, content_hash, arg_max(raw_response, id) FROM extractions
-               WHERE status = 'ok' AND raw_response IS NOT NULL AND model = ? AND prompt_version = ? AND schema_version <> ?
-               GROUP BY ALL""",
-            [model, prompt.version, prompt.schema_version],
-        ).fetchall()
-        return {(paper_id, content_hash): raw for paper_id, content_hash, raw in rows}
+    def reusable_answers(self, model: str, prompt: Prompt, content_hashes: list[str]) -> dict[str, str]:
+        """For each of these texts, the newest raw answer this model gave to this prompt, under any paper id and
+        schema version: the answer is re-checked by today's rules instead of asking the model again (the same
+        text under a second id, or only validation or grounding changed)."""
+        if not content_hashes:
+            return {}
+        wanted = pa.table({"content_hash": pa.array(sorted(set(content_hashes)), pa.string())})
+        with self._registered(wanted_hashes=wanted):
+            rows = self.con.execute(
+                """SELECT e.content_hash, arg_max(e.raw_response, e.id) FROM extractions e SEMI JOIN wanted_hashes w
+                       ON w.content_hash = e.content_hash
+                   WHERE e.status = 'ok' AND e.raw_response IS NOT NULL AND e.model = ? AND e.prompt_version = ?
+                   GROUP BY e.content_hash""",
+                [model, prompt.version],
+            ).fetchall()
+        return dict(rows)
 
     def failed_paper_ids(self, model: str, prompt: Prompt) -> set[str]:
         """Papers whose current text failed under this model, prompt and schema, and has no good extraction from them."""
