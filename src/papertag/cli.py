@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import functools
 import json
@@ -21,6 +20,7 @@ from rich.table import Table
 
 from .backends import DEFAULT_MODEL_SPEC, BackendOptions
 from .errors import PapertagError
+from .export import export_file, write_records
 from .prompts import load_prompt
 from .queries import Reader, run_read_only_sql
 from .schema import DOMAINS
@@ -321,30 +321,13 @@ def export(
     if export_format is ExportFormat.parquet and output is None:
         raise PapertagError("--format parquet needs --output FILE")
     with Reader(db) as source:
+        if output is None:
+            write_records(source.export(), export_format.value, sys.stdout)
+            return
         try:
-            _export(source, export_format, output)
+            export_file(source, export_format.value, output, db)
         except (OSError, duckdb.IOException) as error:
             raise PapertagError(f"cannot write {output}: {str(error).splitlines()[0]}") from None
-
-
-def _export(source: Reader, export_format: ExportFormat, output: Optional[Path]) -> None:
-    if export_format is ExportFormat.parquet:
-        source.export_relation().write_parquet(str(output))
-        return
-    records = source.export()
-    stream = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
-    try:
-        if export_format is ExportFormat.jsonl:
-            for record in records:
-                stream.write(json.dumps(record, ensure_ascii=False) + "\n")
-        else:
-            writer = csv.DictWriter(stream, fieldnames=list(records[0]) if records else ["id"])
-            writer.writeheader()
-            for record in records:
-                writer.writerow({k: "; ".join(v) if isinstance(v, list) else v for k, v in record.items()})
-    finally:
-        if output:
-            stream.close()
 
 
 @app.command()

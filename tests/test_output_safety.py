@@ -1,0 +1,203 @@
+"""Output safety: what papertag writes never costs the user a file, a valid JSON document, a quiet pipe, a private
+path or the machine's memory. Exports cannot overwrite the database and replace their output file only on success;
+`sql --json` prints valid JSON for every DuckDB type; a closed pipe ends a command quietly with exit code 0; `sql`
+errors name no local file; `sql` output is bounded in rows and time."""
+
+from __future__ import annotations
+
+import base64
+import errno
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+from fake_openai import FakeOpenAI
+from papertag.cli import app
+from papertag.extract import Extraction
+from papertag.prompts import load_prompt
+from papertag.queries import Reader, run_read_only_sql
+from papertag.schema import PaperTags
+from papertag.sources import make_paper, parse_file
+from papertag.store import Store
+from reliability import record
+from test_ingest import run
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "hf-papers-skills.txt"
+SRC = Path(__file__).resolve().parents[1] / "src"
+SAMPLE_PAPERS = 31
+PIPE_PAPERS = 5000  # ~1 MB of JSONL, ~250 KB of summaries: far more than a 64 KiB pipe buffer holds
+# Absolute paths as they appear in messages: /a/b, ~/a, C:\a (not URLs such as s3://bucket/x).
+ABSOLUTE_PATH = re.compile(r"""(?<![\w.:/\\])(?:~|[A-Za-z]:)?[/\\][\w.-]+(?:[/\\][\w.@+-]*)*""")
+
+
+def cli(*args):
+    result = CliRunner().invoke(app, [str(arg) for arg in args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result
+
+
+def papertag_process(*args, **popen_options) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    return subprocess.Popen([sys.executable, "-m", "papertag", *map(str, args)], env=env, **popen_options)
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def paper_count(db: Path) -> int:
+    with Reader(db) as reader:
+        return reader.con.execute("SELECT count(*) FROM papers").fetchone()[0]
+
+
+@pytest.fixture(scope="module")
+def sample_db_once(tmp_path_factory) -> Path:
+    """The sample file, tagged by the fake OpenAI server once per module; tests work on a copy."""
+    db = tmp_path_factory.mktemp("sample") / "papers.duckdb"
+    with pytest.MonkeyPatch.context() as env, FakeOpenAI() as server:
+        env.delenv("OPENAI_API_KEY", raising=False)
+        run(db, parse_file(SAMPLE).papers, server)
+    return db
+
+
+@pytest.fixture
+def sample_db(sample_db_once, tmp_path) -> Path:
+    db = tmp_path / "papers.duckdb"
+    shutil.copyfile(sample_db_once, db)
+    return db
+
+
+@pytest.fixture(scope="module")
+def many_papers_db(tmp_path_factory) -> Path:
+    """Thousands of tagged papers in a second or two: stored straight through Store, no model server."""
+    db = tmp_path_factory.mktemp("many") / "papers.duckdb"
+    papers = [make_paper(f"Paper {i} on skill discovery", f"Abstract {i}: MMLU with LoRA adapters.", "x", f"p{i}")
+              for i in range(PIPE_PAPERS)]
+    tags = PaperTags(summary="A summary of this paper and its result.", tasks=["skill discovery"],
+                     methods=["LoRA adapters"], benchmarks=["MMLU"], domain="nlp")
+    store = Store(db)
+    try:
+        store.add_papers(papers)
+        store.save([Extraction(paper, tags, "{}", 1, 1, 0.0, False) for paper in papers], "openai:fake", load_prompt())
+    finally:
+        store.close()
+    return db
+
+
+# 1. export -o never overwrites the database, and replaces its output only when the export succeeded.
+
+def database_spellings(db: Path) -> dict[str, Path]:
+    (db.parent / "sub").mkdir(exist_ok=True)
+    link = db.parent / "link.duckdb"
+    link.symlink_to(db)
+    return {
+        "same path": db,
+        "dot-dot": db.parent / "sub" / ".." / db.name,
+        "symlink": link,
+        "write-ahead log": db.parent / (db.name + ".wal"),
+    }
+
+
+@pytest.mark.parametrize("export_format", ["jsonl", "csv", "parquet"])
+def test_export_onto_the_database_is_refused(sample_db, export_format):
+    before = digest(sample_db)
+    spellings = database_spellings(sample_db)
+    for name, output in spellings.items():
+        result = cli("export", "--format", export_format, "-o", output, "--db", sample_db)
+        assert result.exit_code == 2, (name, result.output)
+        assert "database" in result.stderr and len(result.stderr.strip().splitlines()) == 1, (name, result.stderr)
+        assert "Traceback" not in result.output
+    assert digest(sample_db) == before
+    assert not (sample_db.parent / (sample_db.name + ".wal")).exists()
+    lost = SAMPLE_PAPERS - paper_count(sample_db)
+    record("export -o onto its own database", "refused with a one-line error, exit 2; database byte-identical",
+           cases=len(spellings), lost=lost)
+    assert lost == 0
+
+
+def test_export_onto_the_database_in_a_real_process(sample_db):
+    before = digest(sample_db)
+    done = subprocess.run([sys.executable, "-m", "papertag", "export", "-o", sample_db.name, "--db", sample_db.name],
+                          cwd=sample_db.parent, env={**os.environ, "PYTHONPATH": str(SRC)}, capture_output=True, text=True)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert "database" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert digest(sample_db) == before and paper_count(sample_db) == SAMPLE_PAPERS
+
+
+def failing_records(reader):
+    """Reader.export that fails after the first record, as a full disk would."""
+    def records():
+        yield from reader_export(reader)[:1]
+        raise OSError(errno.ENOSPC, "No space left on device")
+    return records()
+
+
+reader_export = Reader.export
+
+
+class HalfWrittenParquet:
+    def __init__(self, relation):
+        self.relation = relation
+
+    def write_parquet(self, path, **options):
+        Path(path).write_bytes(b"PAR1 half a file")
+        raise duckdb.IOException("IO Error: No space left on device")
+
+
+@pytest.mark.parametrize("export_format", ["jsonl", "csv", "parquet"])
+def test_failed_export_leaves_the_previous_output_untouched(sample_db, monkeypatch, export_format):
+    output = sample_db.parent / f"papers.{export_format}"
+    assert cli("export", "--format", export_format, "-o", output, "--db", sample_db).exit_code == 0
+    good, folder = digest(output), sorted(os.listdir(sample_db.parent))
+    monkeypatch.setattr(Reader, "export", failing_records)
+    export_relation = Reader.export_relation
+    monkeypatch.setattr(Reader, "export_relation", lambda reader: HalfWrittenParquet(export_relation(reader)))
+    result = cli("export", "--format", export_format, "-o", output, "--db", sample_db)
+    assert result.exit_code == 2 and "No space left" in result.stderr, result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert sorted(os.listdir(sample_db.parent)) == folder  # no temporary file left behind
+    record("export that fails midway", "previous output file byte-identical, no temporary file left; exit 2",
+           cases=1, lost=None)
+    assert digest(output) == good
+
+
+def test_successful_export_replaces_the_file_and_keeps_its_permissions(sample_db):
+    output = sample_db.parent / "papers.jsonl"
+    output.write_text("old\n")
+    output.chmod(0o600)
+    assert cli("export", "-o", output, "--db", sample_db).exit_code == 0
+    assert len(output.read_text().splitlines()) == SAMPLE_PAPERS
+    assert output.stat().st_mode & 0o777 == 0o600
+
+
+def test_export_through_a_symlink_writes_the_target(sample_db):
+    target = sample_db.parent / "real.jsonl"
+    target.write_text("old\n")
+    link = sample_db.parent / "link.jsonl"
+    link.symlink_to(target)
+    assert cli("export", "-o", link, "--db", sample_db).exit_code == 0
+    assert link.is_symlink() and len(target.read_text().splitlines()) == SAMPLE_PAPERS
+
+
+def test_export_to_a_fifo_writes_through_it(sample_db):
+    """Devices and pipes (-o /dev/stdout, a FIFO) are written in place, never replaced by a regular file."""
+    fifo = sample_db.parent / "fifo"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    result = cli("export", "-o", fifo, "--db", sample_db)
+    reader.join(timeout=30)
+    assert result.exit_code == 0, result.output
+    assert fifo.is_fifo() and len(received[0].splitlines()) == SAMPLE_PAPERS
