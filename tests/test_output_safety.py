@@ -201,3 +201,46 @@ def test_export_to_a_fifo_writes_through_it(sample_db):
     reader.join(timeout=30)
     assert result.exit_code == 0, result.output
     assert fifo.is_fifo() and len(received[0].splitlines()) == SAMPLE_PAPERS
+
+
+# 2. sql --json: every DuckDB type comes out as valid JSON.
+
+TYPED_VALUES = [
+    ("1.5", 1.5),
+    ("12345678901234567890::DECIMAL(38,0)", 12345678901234567890),
+    ("170141183460469231731687303715884105727::HUGEINT", 170141183460469231731687303715884105727),
+    ("DATE '2024-01-02'", "2024-01-02"),
+    ("'infinity'::DATE", "9999-12-31"),
+    ("TIME '10:11:12'", "10:11:12"),
+    ("TIMETZ '10:11:12+02'", "10:11:12+02:00"),
+    ("TIMESTAMP '2024-01-02 10:11:12.5'", "2024-01-02T10:11:12.500000"),
+    ("TIMESTAMPTZ '2024-01-02 10:11:12+00'", "2024-01-02 10:11:12+00"),
+    ("'00000000-0000-0000-0000-000000000001'::UUID", "00000000-0000-0000-0000-000000000001"),
+    (r"'\xFF\x00a'::BLOB", base64.b64encode(b"\xff\x00a").decode()),
+    ("INTERVAL 14 MONTH + INTERVAL 3 DAY", "1 year 2 months 3 days"),
+    ("'nan'::DOUBLE", None),
+    ("'inf'::DOUBLE", None),
+    ("'-inf'::FLOAT", None),
+    ("[1.5, 'nan'::DOUBLE]", [1.5, None]),
+    ("[1, 2]::INTEGER[2]", [1, 2]),
+    ("{'a': 1.5, 'd': DATE '2024-01-02', 'b': 'x'::BLOB}", {"a": 1.5, "d": "2024-01-02", "b": "eA=="}),
+    ("MAP([DATE '2024-01-02'], [1.5])", {"2024-01-02": 1.5}),
+    ("[INTERVAL 1 DAY]", ["1 day"]),
+    ("{'t': TIMESTAMPTZ '2024-01-02 10:11:12+00'}", {"t": "2024-01-02 10:11:12+00"}),
+    ("'101'::BIT", "101"),
+    ("union_value(k := 1)", 1),
+    ("'{\"a\": 1}'::JSON", '{"a": 1}'),
+    ("NULL", None),
+]
+
+
+@pytest.mark.parametrize("expression, expected", TYPED_VALUES, ids=[expression for expression, _ in TYPED_VALUES])
+def test_sql_json_is_valid_for_every_type(sample_db, expression, expected):
+    result = cli("sql", "--json", f"SELECT {expression} AS x", "--db", sample_db)
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)  # strict: NaN and Infinity would fail here
+    assert rows == [{"x": expected}]
+    table = cli("sql", f"SELECT {expression} AS x", "--db", sample_db)
+    assert table.exit_code == 0 and "Traceback" not in table.output, table.output
+    record("sql --json on every DuckDB type", "valid JSON (decimals as numbers, ISO dates, base64 BLOBs, NaN as null); "
+           "table output too", cases=1, lost=None)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import sys
-from datetime import datetime
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -21,6 +19,7 @@ from rich.table import Table
 from .backends import DEFAULT_MODEL_SPEC, BackendOptions
 from .errors import PapertagError
 from .export import export_file, write_records
+from .jsonvalues import dumps
 from .prompts import load_prompt
 from .queries import Reader, run_read_only_sql
 from .schema import DOMAINS
@@ -75,13 +74,7 @@ def friendly_errors(command):
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=_json_default) + "\n")
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"cannot serialise {type(value).__name__}")
+    sys.stdout.write(dumps(data, ensure_ascii=False, indent=2) + "\n")
 
 
 def print_table(rows: list[dict[str, Any]], columns: list[str], empty: str) -> None:
@@ -100,6 +93,8 @@ def _cell(value: Any) -> str:
     """Stored text is data, never rich markup: a title like "[/bold]" must print as written."""
     if isinstance(value, list):
         return escape(", ".join(map(str, value)))
+    if isinstance(value, dict):  # a STRUCT or MAP from `sql`
+        return escape(dumps(value, ensure_ascii=False))
     return "" if value is None else escape(str(value))
 
 
@@ -337,13 +332,17 @@ def sql(
     db: DbOption = DEFAULT_DB,
     as_json: JsonOption = False,
 ) -> None:
-    """Run read-only SQL against the database; writes, ATTACH, COPY, INSTALL/LOAD and file access are rejected."""
-    columns, rows = run_read_only_sql(db, statement)
-    records = [dict(zip(columns, row)) for row in rows]
+    """Run read-only SQL against the database; writes, ATTACH, COPY, INSTALL/LOAD and file access are rejected.
+
+    With --json every value is valid JSON: decimals are numbers, dates and times ISO 8601 strings, intervals and
+    UUIDs strings, BLOBs base64 strings, NaN and Infinity null.
+    """
+    result = run_read_only_sql(db, statement)
+    records = [dict(zip(result.columns, row)) for row in result.rows]
     if as_json:
         print_json(records)
         return
-    print_table(records, columns, "no rows")
+    print_table(records, result.columns, "no rows")
 
 
 class Split(str, Enum):

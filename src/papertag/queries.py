@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import duckdb
 
@@ -131,7 +132,12 @@ class Reader:
         ))
 
 
-def run_read_only_sql(path: Path, sql: str) -> tuple[list[str], list[tuple]]:
+class SqlResult(NamedTuple):
+    columns: list[str]
+    rows: list[tuple]
+
+
+def run_read_only_sql(path: Path, sql: str) -> SqlResult:
     """Power users' SQL: SELECT only, on a read-only connection that cannot reach files or extensions."""
     try:
         statements = duckdb.extract_statements(sql)
@@ -154,12 +160,31 @@ def run_read_only_sql(path: Path, sql: str) -> tuple[list[str], list[tuple]]:
     except duckdb.Error as error:
         raise PapertagError(f"cannot open database {path}: {str(error).splitlines()[0]}") from None
     try:
-        relation = None
-        for statement in statements:
-            relation = con.execute(statement)
-        columns = [d[0] for d in relation.description] if relation.description else []
-        return columns, relation.fetchall()
+        relations = [con.sql(statement.query) for statement in statements]  # each is checked; the last one is shown
+        relation, json_columns = _with_duckdb_text(relations[-1])
+        rows = relation.fetchall()
+        columns = relation.columns
     except duckdb.Error as error:
         raise PapertagError(f"query failed: {str(error).splitlines()[0]}") from None
     finally:
         con.close()
+    if json_columns:
+        rows = [tuple(json.loads(value) if i in json_columns and value is not None else value for i, value in enumerate(row))
+                for row in rows]
+    return SqlResult(columns, rows)
+
+
+def _with_duckdb_text(relation: duckdb.DuckDBPyRelation) -> tuple[duckdb.DuckDBPyRelation, set[int]]:
+    """Columns of a type that Python cannot take exactly come back as DuckDB's own JSON text, with their indexes:
+    TIMESTAMP WITH TIME ZONE needs pytz, which is not installed, and an INTERVAL would become a timedelta that
+    counts a month as 30 days ('1 year 2 months' is exact)."""
+    json_columns = {i for i, column_type in enumerate(relation.types)
+                    if any(name in str(column_type) for name in ("TIMESTAMP WITH TIME ZONE", "INTERVAL"))}
+    if not json_columns:
+        return relation, json_columns
+    # Positional references (#1) and quoted aliases keep every column, even two with the same name.
+    projection = ", ".join(
+        (f"to_json(#{i + 1})" if i in json_columns else f"#{i + 1}") + ' AS "' + name.replace('"', '""') + '"'
+        for i, name in enumerate(relation.columns)
+    )
+    return relation.project(projection), json_columns
