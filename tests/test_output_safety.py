@@ -244,3 +244,37 @@ def test_sql_json_is_valid_for_every_type(sample_db, expression, expected):
     assert table.exit_code == 0 and "Traceback" not in table.output, table.output
     record("sql --json on every DuckDB type", "valid JSON (decimals as numbers, ISO dates, base64 BLOBs, NaN as null); "
            "table output too", cases=1, lost=None)
+
+
+# 3. A reader that closes the pipe early ends the command quietly, as it ends `cat`.
+
+PIPED_COMMANDS = [
+    ["export"],
+    ["export", "--format", "csv"],
+    ["summaries"],
+    ["summaries", "--json"],
+    ["query", "--benchmark", "MMLU"],
+    ["tags", "--json"],
+    ["sql", "SELECT id, title FROM papers"],
+    ["sql", "--json", "SELECT * FROM papers"],
+]
+
+
+@pytest.mark.parametrize("args", PIPED_COMMANDS, ids=" ".join)
+def test_closed_pipe_exits_quietly(many_papers_db, args):
+    process = papertag_process(*args, "--db", many_papers_db, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first_line = process.stdout.readline()
+    process.stdout.close()  # as `head -1` does
+    stderr = process.stderr.read().decode()
+    exit_code = process.wait(timeout=120)
+    assert first_line
+    record("reader closes the pipe early (papertag ... | head -1)", "exit 0, nothing on stderr", cases=1, lost=None)
+    assert (exit_code, stderr) == (0, "")
+
+
+def test_closed_pipe_in_a_shell_pipeline(many_papers_db):
+    done = subprocess.run(f"'{sys.executable}' -m papertag export --db '{many_papers_db}' | head -1; "
+                          "echo \"exit=${PIPESTATUS[0]}\"", shell=True, executable="/bin/bash", capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(SRC)})
+    lines = done.stdout.splitlines()
+    assert json.loads(lines[0])["id"] and lines[1] == "exit=0" and done.stderr == ""

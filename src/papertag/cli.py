@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -36,7 +37,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-out = Console(soft_wrap=True)
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError  # rich would exit 1 here; friendly_errors ends every command the same quiet way
+
+
+out = _Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 DbOption = Annotated[Path, typer.Option("--db", envvar="PAPERTAG_DB", help="DuckDB file.", show_default=True)]
@@ -65,12 +73,29 @@ def friendly_errors(command):
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
-            return command(*args, **kwargs)
+            try:
+                return command(*args, **kwargs)
+            finally:
+                sys.stdout.flush()  # a reader that has gone shows up here, not in the interpreter's last flush
         except PapertagError as error:
             err.print(f"[red]error:[/red] {escape(str(error))}", highlight=False)
             raise typer.Exit(2) from None
+        except BrokenPipeError:
+            # `papertag export | head -1`: the reader has all it wants. Stop quietly with exit code 0, as cat does.
+            _stdout_to_devnull()
+            raise typer.Exit(0) from None
 
     return wrapper
+
+
+def _stdout_to_devnull() -> None:
+    """What is still buffered for stdout then goes nowhere, so the interpreter's final flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout is not a file (in-process test runners)
+        pass
 
 
 def print_json(data: Any) -> None:
