@@ -278,3 +278,32 @@ def test_closed_pipe_in_a_shell_pipeline(many_papers_db):
                           text=True, env={**os.environ, "PYTHONPATH": str(SRC)})
     lines = done.stdout.splitlines()
     assert json.loads(lines[0])["id"] and lines[1] == "exit=0" and done.stderr == ""
+
+
+# 4. sql errors name no local file other than the user's own database.
+
+@pytest.mark.parametrize("statement", [
+    "SELECT * FROM read_csv('/etc/passwd')",
+    "SELECT * FROM '{secrets}/key.csv'",
+    "SELECT * FROM read_text('~/.ssh/id_rsa')",
+    "SELECT * FROM glob('/tmp/*')",
+    "SELECT * FROM duckdb_secrets()",
+    "SELECT * FROM duckdb_extensions()",
+    "SELECT * FROM which_secret('s3://bucket/x', 's3')",
+    "SELECT * FROM no_such_table",
+    "SELECT error('{secrets}/key.csv')",
+    "SELECT 1 +",
+])
+def test_sql_errors_name_no_local_path(sample_db, statement):
+    secrets = sample_db.parent / "secrets"
+    secrets.mkdir()
+    (secrets / "key.csv").write_text("key\nhunter2\n")
+    statement = statement.format(secrets=secrets)
+    result = cli("sql", statement, "--db", sample_db)
+    assert result.exit_code == 2 and result.stdout == ""
+    message = result.stderr.strip()
+    assert len(message.splitlines()) == 1 and "Traceback" not in message, message
+    leaked = [path for path in ABSOLUTE_PATH.findall(message) if not path.startswith(str(sample_db))]
+    record("sql error messages", "first line only; no local path except the --db file", cases=1, lost=None)
+    assert leaked == [], message
+    assert "secrets" not in message and "/etc" not in message and "~/" not in message, message

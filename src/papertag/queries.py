@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -132,6 +133,10 @@ class Reader:
         ))
 
 
+# An absolute path in a message: /a/b, ~/a or C:\a (a URL such as s3://bucket/x names no local file).
+ABSOLUTE_PATH = re.compile(r"(?<![\w.:/\\])(?:~|[A-Za-z]:)?[/\\][\w.-]+(?:[/\\][\w.@+-]*)*")
+
+
 class SqlResult(NamedTuple):
     columns: list[str]
     rows: list[tuple]
@@ -142,7 +147,7 @@ def run_read_only_sql(path: Path, sql: str) -> SqlResult:
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as error:
-        raise PapertagError(f"SQL does not parse: {str(error).splitlines()[0]}") from None
+        raise PapertagError(f"SQL does not parse: {_error_line(error, path)}") from None
     if not statements:
         raise PapertagError("no SQL statement given")
     for statement in statements:
@@ -158,20 +163,30 @@ def run_read_only_sql(path: Path, sql: str) -> SqlResult:
                     "autoinstall_known_extensions": False, "lock_configuration": True},
         )
     except duckdb.Error as error:
-        raise PapertagError(f"cannot open database {path}: {str(error).splitlines()[0]}") from None
+        raise PapertagError(f"cannot open database {path}: {_error_line(error, path)}") from None
     try:
         relations = [con.sql(statement.query) for statement in statements]  # each is checked; the last one is shown
         relation, json_columns = _with_duckdb_text(relations[-1])
         rows = relation.fetchall()
         columns = relation.columns
     except duckdb.Error as error:
-        raise PapertagError(f"query failed: {str(error).splitlines()[0]}") from None
+        raise PapertagError(f"query failed: {_error_line(error, path)}") from None
     finally:
         con.close()
     if json_columns:
         rows = [tuple(json.loads(value) if i in json_columns and value is not None else value for i, value in enumerate(row))
                 for row in rows]
     return SqlResult(columns, rows)
+
+
+def _error_line(error: duckdb.Error, database: Path) -> str:
+    """The first line of a DuckDB error (the rest repeats the query), naming no local file except the database:
+    DuckDB quotes every path it refuses, the user's home folders for secrets and extensions included."""
+    if isinstance(error, duckdb.PermissionException):
+        return "papertag sql reads only the tables and views in the database, not files, folders or URLs"
+    database_path = str(database.resolve())
+    return ABSOLUTE_PATH.sub(lambda path: path.group() if path.group().startswith(database_path) else "<path>",
+                             str(error).splitlines()[0])
 
 
 def _with_duckdb_text(relation: duckdb.DuckDBPyRelation) -> tuple[duckdb.DuckDBPyRelation, set[int]]:
