@@ -307,3 +307,65 @@ def test_sql_errors_name_no_local_path(sample_db, statement):
     record("sql error messages", "first line only; no local path except the --db file", cases=1, lost=None)
     assert leaked == [], message
     assert "secrets" not in message and "/etc" not in message and "~/" not in message, message
+
+
+# 5. sql output is bounded: a row limit (fetched lazily) and a time limit.
+
+def run_measured(*args) -> tuple[int, str, str, float, float]:
+    """Exit code, stdout, stderr, wall seconds and peak RSS in MB of one papertag process."""
+    started = time.perf_counter()
+    process = papertag_process(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    output: dict[str, bytes] = {}
+    readers = [threading.Thread(target=lambda name=name: output.update({name: getattr(process, name).read()}))
+               for name in ("stdout", "stderr")]
+    for reader in readers:
+        reader.start()
+    _, status, usage = os.wait4(process.pid, 0)  # this child's own peak RSS, not the largest of all children
+    seconds = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    for reader in readers:
+        reader.join()
+    return process.returncode, output["stdout"].decode(), output["stderr"].decode(), seconds, usage.ru_maxrss / 1024
+
+
+def test_sql_row_limit_stops_an_endless_query(sample_db):
+    exit_code, stdout, stderr, seconds, peak_mb = run_measured(
+        "sql", "--json", "SELECT * FROM range(10000000000)", "--db", sample_db)
+    rows = json.loads(stdout)
+    print(f"sql range(1e10): {len(rows):,} rows in {seconds:.1f} s, peak RSS {peak_mb:.0f} MB")
+    assert exit_code == 0 and len(rows) == 10_000
+    assert len(stderr.strip().splitlines()) == 1 and "10,000" in stderr and "--max-rows" in stderr, stderr
+    record("sql on an endless result (range(1e10))", "stops at the 10,000-row default with a one-line note; "
+           "--max-rows N lifts it", cases=len(rows), lost=None)
+    assert seconds < 60
+
+
+def test_sql_max_rows_option(sample_db):
+    limited = cli("sql", "--json", "--max-rows", "3", "SELECT * FROM range(10)", "--db", sample_db)
+    assert limited.exit_code == 0 and len(json.loads(limited.stdout)) == 3
+    assert "3 rows" in limited.stderr and len(limited.stderr.strip().splitlines()) == 1
+    exact = cli("sql", "--json", "--max-rows", "10", "SELECT * FROM range(10)", "--db", sample_db)
+    assert len(json.loads(exact.stdout)) == 10 and exact.stderr == ""  # exactly the limit is not cut
+    unlimited = cli("sql", "--json", "--max-rows", "0", "SELECT * FROM range(20000)", "--db", sample_db)
+    assert len(json.loads(unlimited.stdout)) == 20000 and unlimited.stderr == ""
+    table = cli("sql", "--max-rows", "2", "SELECT * FROM range(10)", "--db", sample_db)
+    assert table.exit_code == 0 and "2 rows" in table.stderr
+
+
+def test_sql_time_limit(sample_db):
+    started = time.perf_counter()
+    result = cli("sql", "--timeout", "0.5", "SELECT count(*) FROM range(1000000000000)", "--db", sample_db)
+    seconds = time.perf_counter() - started
+    print(f"sql --timeout 0.5 on a long count: stopped after {seconds:.2f} s")
+    assert result.exit_code == 2 and "--timeout" in result.stderr, result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+    record("sql running past --timeout", "interrupted, one-line error, exit 2", cases=1, lost=None)
+    assert seconds < 10
+    quick = cli("sql", "--json", "--timeout", "0.5", "SELECT 1 AS x", "--db", sample_db)
+    assert json.loads(quick.stdout) == [{"x": 1}]
+
+
+def test_sql_limits_in_the_library(sample_db):
+    result = run_read_only_sql(sample_db, "SELECT * FROM range(100)", max_rows=7)
+    assert len(result.rows) == 7 and result.cut
+    assert not run_read_only_sql(sample_db, "SELECT * FROM range(7)", max_rows=7).cut

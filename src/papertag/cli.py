@@ -22,7 +22,7 @@ from .errors import PapertagError
 from .export import export_file, write_records
 from .jsonvalues import dumps
 from .prompts import load_prompt
-from .queries import Reader, run_read_only_sql
+from .queries import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT_S, Reader, run_read_only_sql
 from .schema import DOMAINS
 from .sources import FORMATS, parse_file
 from .store import Store
@@ -354,6 +354,8 @@ def export(
 @friendly_errors
 def sql(
     statement: Annotated[str, typer.Argument(metavar="SQL", help="A SELECT query. Tables: papers, extractions, tags; view: current_extractions.")],
+    max_rows: Annotated[int, typer.Option("--max-rows", min=0, help="Print at most this many rows; 0: all of them.")] = DEFAULT_MAX_ROWS,
+    timeout: Annotated[float, typer.Option("--timeout", min=0, help="Stop a query still running after this many seconds; 0: never.")] = DEFAULT_TIMEOUT_S,
     db: DbOption = DEFAULT_DB,
     as_json: JsonOption = False,
 ) -> None:
@@ -362,12 +364,14 @@ def sql(
     With --json every value is valid JSON: decimals are numbers, dates and times ISO 8601 strings, intervals and
     UUIDs strings, BLOBs base64 strings, NaN and Infinity null.
     """
-    result = run_read_only_sql(db, statement)
+    result = run_read_only_sql(db, statement, max_rows=max_rows, timeout_s=timeout)
     records = [dict(zip(result.columns, row)) for row in result.rows]
     if as_json:
         print_json(records)
-        return
-    print_table(records, result.columns, "no rows")
+    else:
+        print_table(records, result.columns, "no rows")
+    if result.cut:
+        err.print(f"note: output cut at {max_rows:,} rows; --max-rows N prints more (0: all)", highlight=False)
 
 
 class Split(str, Enum):

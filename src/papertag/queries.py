@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -137,13 +138,22 @@ class Reader:
 ABSOLUTE_PATH = re.compile(r"(?<![\w.:/\\])(?:~|[A-Za-z]:)?[/\\][\w.-]+(?:[/\\][\w.@+-]*)*")
 
 
+# `sql` output is bounded, so `SELECT * FROM range(10000000000)` or a runaway join cannot take the machine's memory.
+DEFAULT_MAX_ROWS = 10_000
+DEFAULT_TIMEOUT_S = 60.0
+
+
 class SqlResult(NamedTuple):
     columns: list[str]
     rows: list[tuple]
+    cut: bool  # the query had more than max_rows rows; only the first max_rows are here
 
 
-def run_read_only_sql(path: Path, sql: str) -> SqlResult:
-    """Power users' SQL: SELECT only, on a read-only connection that cannot reach files or extensions."""
+def run_read_only_sql(path: Path, sql: str, *, max_rows: int = DEFAULT_MAX_ROWS,
+                      timeout_s: float = DEFAULT_TIMEOUT_S) -> SqlResult:
+    """Power users' SQL: SELECT only, on a read-only connection that cannot reach files or extensions.
+
+    At most max_rows rows are fetched (0: all); a query still running after timeout_s seconds is stopped (0: never)."""
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as error:
@@ -164,19 +174,36 @@ def run_read_only_sql(path: Path, sql: str) -> SqlResult:
         )
     except duckdb.Error as error:
         raise PapertagError(f"cannot open database {path}: {_error_line(error, path)}") from None
+    timer = threading.Timer(timeout_s, _interrupt, [con]) if timeout_s else None
     try:
+        if timer:
+            timer.start()
         relations = [con.sql(statement.query) for statement in statements]  # each is checked; the last one is shown
         relation, json_columns = _with_duckdb_text(relations[-1])
-        rows = relation.fetchall()
+        # One row past the limit tells whether it cut anything; DuckDB streams, so no more than that is computed.
+        rows = relation.fetchmany(max_rows + 1) if max_rows else relation.fetchall()
         columns = relation.columns
+    except duckdb.InterruptException:
+        raise PapertagError(f"query stopped after {timeout_s:g} s; --timeout SECONDS allows longer (0: no limit)") from None
     except duckdb.Error as error:
         raise PapertagError(f"query failed: {_error_line(error, path)}") from None
     finally:
+        if timer:
+            timer.cancel()
         con.close()
+    cut = bool(max_rows) and len(rows) > max_rows
+    rows = rows[:max_rows] if cut else rows
     if json_columns:
         rows = [tuple(json.loads(value) if i in json_columns and value is not None else value for i, value in enumerate(row))
                 for row in rows]
-    return SqlResult(columns, rows)
+    return SqlResult(columns, rows, cut)
+
+
+def _interrupt(con: duckdb.DuckDBPyConnection) -> None:
+    try:
+        con.interrupt()
+    except duckdb.Error:
+        pass  # the query ended and the connection closed just as the time ran out
 
 
 def _error_line(error: duckdb.Error, database: Path) -> str:
