@@ -369,3 +369,29 @@ def test_sql_limits_in_the_library(sample_db):
     result = run_read_only_sql(sample_db, "SELECT * FROM range(100)", max_rows=7)
     assert len(result.rows) == 7 and result.cut
     assert not run_read_only_sql(sample_db, "SELECT * FROM range(7)", max_rows=7).cut
+
+
+# 6. --format csv on a file that is not CSV: a short, useful message.
+
+def test_csv_format_on_jsonl_names_few_columns_and_suggests_jsonl(tmp_path):
+    path = tmp_path / "papers.txt"
+    long_abstract = "We study " + "very " * 200 + "long abstracts."
+    path.write_text(json.dumps({"id": "a1", "title": "A title", "abstract": long_abstract, "year": 2024,
+                                "authors": ["x", "y"], "venue": "v"}) + "\n")
+    result = cli("ingest", path, "--format", "csv", "--model", "openai:fake", "--base-url", "http://127.0.0.1:9")
+    message = result.stderr.strip()
+    assert result.exit_code == 2 and len(message.splitlines()) == 1, message
+    assert "--format jsonl" in message and "missing column" in message
+    assert "very very very very very very very" not in message and len(message) < 400, message
+    record("--format csv on a JSONL file", "one short line naming a few columns and suggesting --format jsonl",
+           cases=1, lost=None)
+
+
+def test_csv_with_many_wrong_columns_is_summarised(tmp_path):
+    path = tmp_path / "papers.csv"
+    header = [f"column_with_a_rather_long_name_number_{i}_{'x' * 30}" for i in range(30)]
+    path.write_text(",".join(header) + "\n" + ",".join("v" for _ in header) + "\n")
+    result = cli("ingest", path, "--model", "openai:fake", "--base-url", "http://127.0.0.1:9")
+    message = result.stderr.strip()
+    assert result.exit_code == 2 and "missing column" in message and len(message) < 400, message
+    assert "30 columns" in message and "--format jsonl" not in message
