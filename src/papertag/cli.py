@@ -341,13 +341,15 @@ def export(
     if export_format is ExportFormat.parquet and output is None:
         raise PapertagError("--format parquet needs --output FILE")
     with Reader(db) as source:
-        if output is None:
-            write_records(source.export(), export_format.value, sys.stdout)
-            return
         try:
-            export_file(source, export_format.value, output, db)
+            if output is None:
+                write_records(source.export(), export_format.value, sys.stdout)
+            else:
+                export_file(source, export_format.value, output, db)
+        except BrokenPipeError:
+            raise  # the reader of stdout has gone: friendly_errors ends quietly
         except (OSError, duckdb.IOException) as error:
-            raise PapertagError(f"cannot write {output}: {str(error).splitlines()[0]}") from None
+            raise PapertagError(f"cannot write {output or 'to stdout'}: {str(error).splitlines()[0]}") from None
 
 
 @app.command()

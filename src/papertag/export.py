@@ -47,11 +47,11 @@ def refuse_database_path(output: Path, database: Path) -> None:
     """An export written over the database (or its write-ahead log) would destroy every paper in it. Resolved paths
     catch symlinks and '..'; samefile catches hard links."""
     target = output.resolve()
-    for protected in (database, database.with_name(database.name + ".wal")):
-        same = target == protected.resolve() or (target.exists() and protected.exists() and os.path.samefile(target, protected))
-        if same:
-            raise PapertagError(f"--output {output} is the database {database}"
-                                f"{' (its write-ahead log)' if protected != database else ''}; choose another file")
+    log = database.with_name(database.name + ".wal")
+    for protected, what in ((database, "the database"), (log, "the database's write-ahead log")):
+        hard_link = target.exists() and protected.exists() and os.path.samefile(target, protected)
+        if target == protected.resolve() or hard_link:
+            raise PapertagError(f"--output {output} is {what} ({protected}); choose another file")
 
 
 @contextmanager
