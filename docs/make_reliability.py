@@ -32,6 +32,7 @@ TEST_FILES = [
     "tests/test_queries.py",
     "tests/test_sources_properties.py",
     "tests/test_secrets.py",
+    "tests/test_output_safety.py",
     "tests/test_weights.py",
     "tests/test_local_model.py",
 ]

@@ -94,8 +94,8 @@ def test_summaries_list_pending_papers_too(db_path):
 
 
 def test_sql_allows_select(populated_db, db_path):
-    columns, rows = run_read_only_sql(db_path, "SELECT count(*) AS n FROM papers")
-    assert columns == ["n"] and rows == [(4,)]
+    result = run_read_only_sql(db_path, "SELECT count(*) AS n FROM papers")
+    assert result.columns == ["n"] and result.rows == [(4,)]
 
 
 @pytest.mark.parametrize(

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import functools
-import json
 import os
 import signal
 import sys
-from datetime import datetime
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -23,8 +20,10 @@ from rich.table import Table
 
 from .backends import DEFAULT_MODEL_SPEC, BackendOptions
 from .errors import PapertagError
+from .export import export_file, write_records
+from .jsonvalues import dumps
 from .prompts import load_prompt
-from .queries import Reader, run_read_only_sql
+from .queries import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT_S, Reader, run_read_only_sql
 from .schema import DOMAINS
 from .sources import FORMATS, parse_file
 from .store import Store
@@ -39,7 +38,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-out = Console(soft_wrap=True)
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError  # rich would exit 1 here; friendly_errors ends every command the same quiet way
+
+
+out = _Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 DbOption = Annotated[Path, typer.Option("--db", envvar="PAPERTAG_DB", help="DuckDB file.", show_default=True)]
@@ -68,12 +74,29 @@ def friendly_errors(command):
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
-            return command(*args, **kwargs)
+            try:
+                return command(*args, **kwargs)
+            finally:
+                sys.stdout.flush()  # a reader that has gone shows up here, not in the interpreter's last flush
         except PapertagError as error:
             err.print(f"[red]error:[/red] {escape(str(error))}", highlight=False)
             raise typer.Exit(2) from None
+        except BrokenPipeError:
+            # `papertag export | head -1`: the reader has all it wants. Stop quietly with exit code 0, as cat does.
+            _stdout_to_devnull()
+            raise typer.Exit(0) from None
 
     return wrapper
+
+
+def _stdout_to_devnull() -> None:
+    """What is still buffered for stdout then goes nowhere, so the interpreter's final flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout is not a file (in-process test runners)
+        pass
 
 
 class OrderlyStop:
@@ -115,13 +138,7 @@ class OrderlyStop:
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=_json_default) + "\n")
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"cannot serialise {type(value).__name__}")
+    sys.stdout.write(dumps(data, ensure_ascii=False, indent=2) + "\n")
 
 
 def print_table(rows: list[dict[str, Any]], columns: list[str], empty: str) -> None:
@@ -140,6 +157,8 @@ def _cell(value: Any) -> str:
     """Stored text is data, never rich markup: a title like "[/bold]" must print as written."""
     if isinstance(value, list):
         return escape(", ".join(map(str, value)))
+    if isinstance(value, dict):  # a STRUCT or MAP from `sql`
+        return escape(dumps(value, ensure_ascii=False))
     return "" if value is None else escape(str(value))
 
 
@@ -359,45 +378,38 @@ def export(
         raise PapertagError("--format parquet needs --output FILE")
     with Reader(db) as source:
         try:
-            _export(source, export_format, output)
+            if output is None:
+                write_records(source.export(), export_format.value, sys.stdout)
+            else:
+                export_file(source, export_format.value, output, db)
+        except BrokenPipeError:
+            raise  # the reader of stdout has gone: friendly_errors ends quietly
         except (OSError, duckdb.IOException) as error:
-            raise PapertagError(f"cannot write {output}: {str(error).splitlines()[0]}") from None
-
-
-def _export(source: Reader, export_format: ExportFormat, output: Optional[Path]) -> None:
-    if export_format is ExportFormat.parquet:
-        source.export_relation().write_parquet(str(output))
-        return
-    records = source.export()
-    stream = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
-    try:
-        if export_format is ExportFormat.jsonl:
-            for record in records:
-                stream.write(json.dumps(record, ensure_ascii=False) + "\n")
-        else:
-            writer = csv.DictWriter(stream, fieldnames=list(records[0]) if records else ["id"])
-            writer.writeheader()
-            for record in records:
-                writer.writerow({k: "; ".join(v) if isinstance(v, list) else v for k, v in record.items()})
-    finally:
-        if output:
-            stream.close()
+            raise PapertagError(f"cannot write {output or 'to stdout'}: {str(error).splitlines()[0]}") from None
 
 
 @app.command()
 @friendly_errors
 def sql(
     statement: Annotated[str, typer.Argument(metavar="SQL", help="A SELECT query. Tables: papers, extractions, tags; view: current_extractions.")],
+    max_rows: Annotated[int, typer.Option("--max-rows", min=0, help="Print at most this many rows; 0: all of them.")] = DEFAULT_MAX_ROWS,
+    timeout: Annotated[float, typer.Option("--timeout", min=0, help="Stop a query still running after this many seconds; 0: never.")] = DEFAULT_TIMEOUT_S,
     db: DbOption = DEFAULT_DB,
     as_json: JsonOption = False,
 ) -> None:
-    """Run read-only SQL against the database; writes, ATTACH, COPY, INSTALL/LOAD and file access are rejected."""
-    columns, rows = run_read_only_sql(db, statement)
-    records = [dict(zip(columns, row)) for row in rows]
+    """Run read-only SQL against the database; writes, ATTACH, COPY, INSTALL/LOAD and file access are rejected.
+
+    With --json every value is valid JSON: decimals are numbers, dates and times ISO 8601 strings, intervals and
+    UUIDs strings, BLOBs base64 strings, NaN and Infinity null.
+    """
+    result = run_read_only_sql(db, statement, max_rows=max_rows, timeout_s=timeout)
+    records = [dict(zip(result.columns, row)) for row in result.rows]
     if as_json:
         print_json(records)
-        return
-    print_table(records, columns, "no rows")
+    else:
+        print_table(records, result.columns, "no rows")
+    if result.cut:
+        err.print(f"note: output cut at {max_rows:,} rows; --max-rows N prints more (0: all)", highlight=False)
 
 
 class Split(str, Enum):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import re
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import duckdb
 
@@ -131,12 +134,30 @@ class Reader:
         ))
 
 
-def run_read_only_sql(path: Path, sql: str) -> tuple[list[str], list[tuple]]:
-    """Power users' SQL: SELECT only, on a read-only connection that cannot reach files or extensions."""
+# An absolute path in a message: /a/b, ~/a or C:\a (a URL such as s3://bucket/x names no local file).
+ABSOLUTE_PATH = re.compile(r"(?<![\w.:/\\])(?:~|[A-Za-z]:)?[/\\][\w.-]+(?:[/\\][\w.@+-]*)*")
+
+
+# `sql` output is bounded, so `SELECT * FROM range(10000000000)` or a runaway join cannot take the machine's memory.
+DEFAULT_MAX_ROWS = 10_000
+DEFAULT_TIMEOUT_S = 60.0
+
+
+class SqlResult(NamedTuple):
+    columns: list[str]
+    rows: list[tuple]
+    cut: bool  # the query had more than max_rows rows; only the first max_rows are here
+
+
+def run_read_only_sql(path: Path, sql: str, *, max_rows: int = DEFAULT_MAX_ROWS,
+                      timeout_s: float = DEFAULT_TIMEOUT_S) -> SqlResult:
+    """Power users' SQL: SELECT only, on a read-only connection that cannot reach files or extensions.
+
+    At most max_rows rows are fetched (0: all); a query still running after timeout_s seconds is stopped (0: never)."""
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as error:
-        raise PapertagError(f"SQL does not parse: {str(error).splitlines()[0]}") from None
+        raise PapertagError(f"SQL does not parse: {_error_line(error, path)}") from None
     if not statements:
         raise PapertagError("no SQL statement given")
     for statement in statements:
@@ -146,13 +167,59 @@ def run_read_only_sql(path: Path, sql: str) -> tuple[list[str], list[tuple]]:
         raise PapertagError(f"no database at {path}; run 'papertag ingest FILE' first, or pass --db")
     con = open_reader(path, config={"enable_external_access": False, "autoload_known_extensions": False,
                                     "autoinstall_known_extensions": False, "lock_configuration": True})
+    timer = threading.Timer(timeout_s, _interrupt, [con]) if timeout_s else None
     try:
-        relation = None
-        for statement in statements:
-            relation = con.execute(statement)
-        columns = [d[0] for d in relation.description] if relation.description else []
-        return columns, relation.fetchall()
+        if timer:
+            timer.start()
+        relations = [con.sql(statement.query) for statement in statements]  # each is checked; the last one is shown
+        relation, json_columns = _with_duckdb_text(relations[-1])
+        # One row past the limit tells whether it cut anything; DuckDB streams, so no more than that is computed.
+        rows = relation.fetchmany(max_rows + 1) if max_rows else relation.fetchall()
+        columns = relation.columns
+    except duckdb.InterruptException:
+        raise PapertagError(f"query stopped after {timeout_s:g} s; --timeout SECONDS allows longer (0: no limit)") from None
     except duckdb.Error as error:
-        raise PapertagError(f"query failed: {str(error).splitlines()[0]}") from None
+        raise PapertagError(f"query failed: {_error_line(error, path)}") from None
     finally:
+        if timer:
+            timer.cancel()
         con.close()
+    cut = bool(max_rows) and len(rows) > max_rows
+    rows = rows[:max_rows] if cut else rows
+    if json_columns:
+        rows = [tuple(json.loads(value) if i in json_columns and value is not None else value for i, value in enumerate(row))
+                for row in rows]
+    return SqlResult(columns, rows, cut)
+
+
+def _interrupt(con: duckdb.DuckDBPyConnection) -> None:
+    try:
+        con.interrupt()
+    except duckdb.Error:
+        pass  # the query ended and the connection closed just as the time ran out
+
+
+def _error_line(error: duckdb.Error, database: Path) -> str:
+    """The first line of a DuckDB error (the rest repeats the query), naming no local file except the database:
+    DuckDB quotes every path it refuses, the user's home folders for secrets and extensions included."""
+    if isinstance(error, duckdb.PermissionException):
+        return "papertag sql reads only the tables and views in the database, not files, folders or URLs"
+    database_path = str(database.resolve())
+    return ABSOLUTE_PATH.sub(lambda path: path.group() if path.group().startswith(database_path) else "<path>",
+                             str(error).splitlines()[0])
+
+
+def _with_duckdb_text(relation: duckdb.DuckDBPyRelation) -> tuple[duckdb.DuckDBPyRelation, set[int]]:
+    """Columns of a type that Python cannot take exactly come back as DuckDB's own JSON text, with their indexes:
+    TIMESTAMP WITH TIME ZONE needs pytz, which is not installed, and an INTERVAL would become a timedelta that
+    counts a month as 30 days ('1 year 2 months' is exact)."""
+    json_columns = {i for i, column_type in enumerate(relation.types)
+                    if any(name in str(column_type) for name in ("TIMESTAMP WITH TIME ZONE", "INTERVAL"))}
+    if not json_columns:
+        return relation, json_columns
+    # Positional references (#1) and quoted aliases keep every column, even two with the same name.
+    projection = ", ".join(
+        (f"to_json(#{i + 1})" if i in json_columns else f"#{i + 1}") + ' AS "' + name.replace('"', '""') + '"'
+        for i, name in enumerate(relation.columns)
+    )
+    return relation.project(projection), json_columns

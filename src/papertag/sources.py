@@ -22,6 +22,9 @@ EXTENSIONS: dict[str, Format] = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": 
 MIN_ABSTRACT_WORDS = 25
 MAX_TITLE_WORDS = 40
 MAX_TITLE_CHARS = 1000  # a longer "title" is a broken record, and would crowd the abstract out of the prompt
+# A CSV header without title and abstract is named in the error this briefly.
+MAX_COLUMNS_SHOWN = 4
+MAX_COLUMN_CHARS = 40
 # UTF-32 before UTF-16: the UTF-32-LE mark starts with the UTF-16-LE one.
 BYTE_ORDER_MARKS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
                     (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
@@ -167,15 +170,26 @@ def _parse_csv(text: str, parsed: ParsedFile) -> None:
     columns = {(name or "").strip().casefold(): name for name in reader.fieldnames or []}
     missing = [name for name in ("title", "abstract") if name not in columns]
     if missing:
-        raise PapertagError(
-            f"{parsed.path}: CSV is missing column(s) {', '.join(missing)} (found: {', '.join(columns) or 'none'})"
-        )
+        hint = "; the first line looks like JSON: try --format jsonl" if text.lstrip().startswith(("{", "[")) else ""
+        raise PapertagError(f"{parsed.path}: CSV is missing column(s) {', '.join(missing)} "
+                            f"({_found_columns(reader.fieldnames or [])}){hint}")
     try:
         for row in reader:
             record = {key: row.get(original) for key, original in columns.items()}
             _add_record(record, f"line {reader.line_num}", parsed)
     except csv.Error as error:
         raise PapertagError(f"{parsed.path}: broken CSV near line {reader.line_num} ({error})") from None
+
+
+def _found_columns(names: list[str]) -> str:
+    """A few of the header's columns, each cut short: a JSON line read as CSV is one long "column" per comma."""
+    shown = [_shorten(clean_text(name)) for name in names[:MAX_COLUMNS_SHOWN]]
+    more = f" and {len(names) - len(shown)} more" if len(names) > len(shown) else ""
+    return f"found {len(names)} column{'' if len(names) == 1 else 's'}: {', '.join(shown)}{more}" if names else "found none"
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= MAX_COLUMN_CHARS else text[:MAX_COLUMN_CHARS - 1] + "…"
 
 
 def _add_record(record: object, where: str, parsed: ParsedFile) -> None:
