@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..errors import PapertagError
+from ..redact import remember_secret
 
 DEFAULT_MODEL_SPEC = "local"
 
@@ -22,6 +23,9 @@ class Endpoint:
     model: str  # the model name sent in requests
     context_tokens: int  # per request
     concurrency: int  # how many requests the endpoint serves at once by default
+
+    def __post_init__(self) -> None:
+        remember_secret(self.api_key)  # a server's error message may quote the key back
 
 
 # A backend opens an endpoint for the part of the spec after "prefix:" and closes it when done.
