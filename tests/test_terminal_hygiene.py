@@ -40,6 +40,76 @@ def assert_printable(result, what):
         assert not found, f"{what}: {name} has {found!r}: {text[:500]!r}"
 
 
+# ---- 1. hostile ids, file names, error bodies and model names ------------------------------------------------------
+
+HOSTILE_IDS = [
+    "\u001b[2J\u001b]0;PWNED\u0007evil",  # clear screen, window title, bell
+    "x[/bold]y",  # rich markup that crashed ingest
+    "bidi\u202egnp.exe\u202c\nnewline",
+    "c1\u009b31mred\u0085",
+    "\u001b[31m\u0007",  # nothing printable: the content hash names it
+]
+
+
+def hostile_responder(request):
+    """Fails one paper with an error body full of escapes and markup; the others are answered."""
+    if "Failing paper" in request["messages"][-1]["content"]:
+        return Reply(400, {"error": {"message": "bad \x1b]0;OWNED\x07 request [/red] \x1b[5mblink\u202e"}})
+    return default_responder(request)
+
+
+def test_hostile_ids_file_names_and_errors_print_clean(tmp_path):
+    records = [{"id": paper_id, "title": f"Hostile id paper {i}", "abstract": f"Paper {i}: {ABSTRACT}"}
+               for i, paper_id in enumerate(HOSTILE_IDS)]
+    records[1]["abstract"] = "Long paper. " + ABSTRACT * 8  # truncated, so the warning prints its id
+    records.append({"id": "fail\x1b[31m[/b]", "title": "Failing paper", "abstract": f"Failing: {ABSTRACT}"})
+    path = tmp_path / "evil\x1b]0;TITLE\x07[red]\u202e.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records) + "not json\n")
+    db = tmp_path / "hostile.duckdb"
+    model = "openai:fake[/b]"  # rich markup, which crashed the progress bar
+    env = {"PAPERTAG_CONTEXT_TOKENS": "600"}  # a small context: the long abstract is cut to 1,000 characters
+    results = {}
+    with FakeOpenAI(hostile_responder) as server:
+        for extra in ([], ["--json"]):
+            results[f"ingest {extra}"] = papertag("ingest", path, "--db", db, "--model", model, "--base-url",
+                                                  server.base_url, "--force", *extra, cwd=tmp_path, env=env)
+        results["escape in model name"] = papertag("ingest", path, "--db", tmp_path / "other.duckdb", "--model",
+                                                   "openai:fake\x1b]0;X\x07", "--base-url", server.base_url, cwd=tmp_path)
+    results["missing file"] = papertag("ingest", tmp_path / "gone\x1b]0;X\x07[b].jsonl", "--db", db, cwd=tmp_path)
+    with Reader(db) as reader:
+        ids = [paper_id for (paper_id,) in reader.con.execute("SELECT id FROM papers ORDER BY id").fetchall()]
+    for command in (["summaries"], ["query", "--domain", "nlp"], ["show", "evil"], ["show", "fail"], ["tags"],
+                    ["sql", "SELECT * FROM extractions"], ["export"], ["export", "--format", "csv"]):
+        for extra in ([], ["--json"]) if command[0] != "export" else ([],):
+            results[" ".join(command + extra)] = papertag(*command, *extra, "--db", db, cwd=tmp_path)
+
+    record("hostile ids, file names, model names and error bodies", "escape sequences, control characters and bidi "
+           "marks removed from stored ids and every printed value; rich markup printed literally",
+           cases=len(HOSTILE_IDS) + 3, lost=len(lost_papers(db, ids)) + len(records) - len(ids))
+    assert not [paper_id for paper_id in ids if ANY_CONTROL.search(paper_id)]
+    assert {"evil", "x[/bold]y", "bidi gnp.exe newline", "c1red", "fail[/b]"} <= set(ids) and len(ids) == 6
+    assert results["ingest []"].returncode == 1  # one failed paper and one bad line
+    assert "abstract truncated" in results["ingest []"].stderr and "x[/bold]y" in results["ingest []"].stderr
+    assert "request [/red]" in results["ingest []"].stderr  # the error body, printed as written
+    assert results["missing file"].returncode == 2 and "no such file" in results["missing file"].stderr
+    assert results["escape in model name"].returncode == 2 and "model spec has control characters" in \
+        results["escape in model name"].stderr
+    for what, result in results.items():
+        assert_printable(result, what)
+        assert result.returncode in (0, 1, 2) and "MarkupError" not in result.stderr
+    assert "x[/bold]y" in results["query --domain nlp"].stdout  # markup printed as written
+
+
+def test_osc_and_other_escape_sequences_are_removed_whole():
+    assert clean_text("\x1b[2J\x1b]0;PWNED\x07evil") == "evil"
+    assert clean_text("see \x1b]8;;http://evil.example\x1b\\this link\x1b]8;;\x1b\\ now") == "see this link now"
+    assert clean_text("a\x1bPdevice control\x1b\\b") == "ab"
+    assert clean_text("keep ]0; this, \x1b unterminated") == "keep ]0; this, unterminated"
+    assert clean_text("c1\x9b31mred") == "c1red"  # the one-byte (C1) form of ESC [
+    record("terminal escape sequences (CSI, OSC, DCS)", "removed whole from titles, abstracts and ids", cases=4,
+           lost=None)
+
+
 # ---- 2. a rejected API key -----------------------------------------------------------------------------------------
 
 KEY = "planted-key-0123456789abcdef"  # no sk- prefix: only the configured value can find it

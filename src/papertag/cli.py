@@ -23,9 +23,11 @@ from .backends import DEFAULT_MODEL_SPEC, BackendOptions
 from .errors import PapertagError
 from .prompts import load_prompt
 from .queries import Reader, run_read_only_sql
+from .redact import redact
 from .schema import DOMAINS
 from .sources import FORMATS, parse_file
 from .store import Store
+from .text import C1_AND_BIDI, clean_text
 
 if TYPE_CHECKING:  # the LLM stack (openai, instructor) is imported only by the commands that call a model
     from .batch import CollectReport
@@ -37,8 +39,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# No emoji codes: a title with ":fire:" in it prints as written.
+out = Console(soft_wrap=True, emoji=False)
+err = Console(stderr=True, soft_wrap=True, emoji=False)
 
 DbOption = Annotated[Path, typer.Option("--db", envvar="PAPERTAG_DB", help="DuckDB file.", show_default=True)]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
@@ -60,6 +63,13 @@ class ExportFormat(str, Enum):
     parquet = "parquet"
 
 
+def shown(value: Any) -> str:
+    """Any value that is not a constant (an id, a title, a file or model name, a server's error), ready to print in
+    a rich markup string: one line, no escape sequences, control characters or bidi marks, no API key, and its
+    brackets printed as written."""
+    return escape(redact(clean_text(str(value))))
+
+
 def friendly_errors(command):
     """Known problems become one line on stderr and exit code 2, never a traceback."""
 
@@ -68,14 +78,21 @@ def friendly_errors(command):
         try:
             return command(*args, **kwargs)
         except PapertagError as error:
-            err.print(f"[red]error:[/red] {escape(str(error))}", highlight=False)
+            err.print(f"[red]error:[/red] {shown(error)}", highlight=False)
             raise typer.Exit(2) from None
 
     return wrapper
 
 
+def json_text(data: Any, **options: Any) -> str:
+    """JSON that is safe on a terminal and still the same data: the characters that reorder or control what a
+    terminal shows are written as \\u escapes (they can only occur inside strings)."""
+    text = json.dumps(data, ensure_ascii=False, default=_json_default, **options)
+    return C1_AND_BIDI.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=_json_default) + "\n")
+    sys.stdout.write(json_text(data, indent=2) + "\n")
 
 
 def _json_default(value: Any) -> Any:
@@ -99,8 +116,12 @@ def print_table(rows: list[dict[str, Any]], columns: list[str], empty: str) -> N
 def _cell(value: Any) -> str:
     """Stored text is data, never rich markup: a title like "[/bold]" must print as written."""
     if isinstance(value, list):
-        return escape(", ".join(map(str, value)))
-    return "" if value is None else escape(str(value))
+        return shown(", ".join(map(str, value)))
+    return "" if value is None else shown(value)
+
+
+def _cell_lines(values: list[str]) -> str:
+    return "\n".join(_cell(value) for value in values)
 
 
 @app.command("ingest")
@@ -127,7 +148,7 @@ def ingest_command(
     parsed = [parse_file(path, input_format.value if input_format else None) for path in paths]
     problems = [f"{item.path}: {problem}" for item in parsed for problem in item.problems]
     for problem in problems:
-        err.print(f"[yellow]skipped[/yellow] {escape(problem)}", highlight=False)
+        err.print(f"[yellow]skipped[/yellow] {shown(problem)}", highlight=False)
     papers = [paper for item in parsed for paper in item.papers]
     prompt = load_prompt()
     store = Store(db)
@@ -141,7 +162,7 @@ def ingest_command(
             def on_start(total: int) -> None:
                 progress.update(task, total=total)
                 if total:
-                    progress.update(task, description=f"extracting with {model}")
+                    progress.update(task, description=f"extracting with {shown(model)}")
 
             report = ingest(
                 store, papers, spec=model, prompt=prompt, options=BackendOptions(base_url=base_url),
@@ -179,7 +200,8 @@ def _advance(progress: Progress, task, result) -> None:
     """One paper done: move the bar and its ok / failed / tokens counters."""
     fields = progress.tasks[0].fields
     if result.truncated:
-        progress.console.print(f"[yellow]warning[/yellow] {result.paper.id}: abstract truncated to fit the model context")
+        progress.console.print(f"[yellow]warning[/yellow] {shown(result.paper.id)}: abstract truncated to fit the model context",
+                               highlight=False)
     progress.update(
         task, advance=1,
         ok=fields["ok"] + result.ok, failed=fields["failed"] + (not result.ok),
@@ -217,7 +239,7 @@ def _print_report(report: IngestReport, db: Path, problems: list[str], as_json: 
         table.add_row(key.replace("_", " "), _cell(data[key]))
     out.print(table)
     for paper_id, error in report.failures[:10]:
-        err.print(f"[red]failed[/red] {escape(paper_id)}: {escape(error)}", highlight=False)
+        err.print(f"[red]failed[/red] {shown(paper_id)}: {shown(error)}", highlight=False)
     if len(report.failures) > 10:
         err.print(f"... and {len(report.failures) - 10} more; 'papertag ingest --retry-failed' tries them again")
     if report.interrupted:
@@ -237,7 +259,7 @@ def summaries(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
         err.print("no papers yet; run 'papertag ingest FILE'")
     for row in rows:
         summary = row["summary"] or f"({row['status']}: no summary yet)"
-        out.print(f"[bold]{escape(row['title'])}[/bold] — {escape(summary)}", highlight=False)
+        out.print(f"[bold]{shown(row['title'])}[/bold] — {shown(summary)}", highlight=False)
 
 
 @app.command()
@@ -274,16 +296,16 @@ def show(
     if as_json:
         print_json(paper)
         return
-    out.print(f"[bold]{escape(paper['title'])}[/bold]  ({escape(paper['id'])})", highlight=False)
-    out.print(paper["abstract"], highlight=False, markup=False)
+    out.print(f"[bold]{shown(paper['title'])}[/bold]  ({shown(paper['id'])})", highlight=False)
+    out.print(clean_text(paper["abstract"]), highlight=False, markup=False)
     current = next((e for e in paper["extractions"] if e["current"]), None)
     if current:
-        out.print(f"\n[bold]summary[/bold]     {escape(current['summary'])}", highlight=False)
-        out.print(f"[bold]domain[/bold]      {current['domain']}")
+        out.print(f"\n[bold]summary[/bold]     {shown(current['summary'])}", highlight=False)
+        out.print(f"[bold]domain[/bold]      {shown(current['domain'])}")
         for kind in ("tasks", "methods", "benchmarks"):
-            out.print(f"[bold]{kind:<11}[/bold] {escape(', '.join(paper[kind])) or '—'}", highlight=False)
+            out.print(f"[bold]{kind:<11}[/bold] {shown(', '.join(paper[kind])) or '—'}", highlight=False)
         if current["dropped_tags"]:
-            out.print(f"[bold]dropped[/bold]     {escape('; '.join(current['dropped_tags']))} (not in the abstract, or not a benchmark)",
+            out.print(f"[bold]dropped[/bold]     {shown('; '.join(current['dropped_tags']))} (not in the abstract, or not a benchmark)",
                       highlight=False)
     table = Table("when", "model", "prompt", "status", "tokens", "seconds", "truncated", "error", title="extractions")
     for e in paper["extractions"]:
@@ -336,7 +358,7 @@ def _export(source: Reader, export_format: ExportFormat, output: Optional[Path])
     try:
         if export_format is ExportFormat.jsonl:
             for record in records:
-                stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+                stream.write(json_text(record) + "\n")
         else:
             writer = csv.DictWriter(stream, fieldnames=list(records[0]) if records else ["id"])
             writer.writeheader()
@@ -406,10 +428,10 @@ def eval_command(
             if as_json:
                 print_json(result)
                 return
-            out.print(f"A = run {result['a']['id']} ({result['a']['model']}, prompt {result['a']['prompt_version']}), "
-                      f"B = run {result['b']['id']} ({result['b']['model']}, prompt {result['b']['prompt_version']})", highlight=False)
+            out.print(f"A = run {result['a']['id']} ({shown(result['a']['model'])}, prompt {result['a']['prompt_version']}), "
+                      f"B = run {result['b']['id']} ({shown(result['b']['model'])}, prompt {result['b']['prompt_version']})", highlight=False)
             if result["note"]:
-                err.print(f"[yellow]note[/yellow] {result['note']}")
+                err.print(f"[yellow]note[/yellow] {shown(result['note'])}")
             print_table(result["metrics"], ["metric", "a", "b", "delta"], "")
             return
         if is_scitldr(gold):
@@ -418,14 +440,14 @@ def eval_command(
                 task = progress.add_task("eval", total=None, ok=0, failed=0, tokens=0)
                 run = run_summary_eval(
                     store, tldr_papers, gold_path=gold, spec=model, prompt=load_prompt(), options=BackendOptions(base_url=base_url),
-                    on_start=lambda total: progress.update(task, total=total, description=f"summarising with {model}"),
+                    on_start=lambda total: progress.update(task, total=total, description=f"summarising with {shown(model)}"),
                     on_result=lambda result: _advance(progress, task, result),
                 )
             if as_json:
                 print_json(run)
                 return
             scores = run["metrics"]["scitldr"]
-            out.print(f"eval run {run['id']}: {model}, prompt {run['prompt_version']}, SciTLDR {run['metrics']['papers']} papers "
+            out.print(f"eval run {run['id']}: {shown(model)}, prompt {run['prompt_version']}, SciTLDR {run['metrics']['papers']} papers "
                       f"({run['metrics']['failed']} failed): ROUGE-1 {100 * scores['rouge1']:.1f} · ROUGE-2 "
                       f"{100 * scores['rouge2']:.1f} · ROUGE-L {100 * scores['rougeL']:.1f} · {scores['words']} words per summary",
                       highlight=False)
@@ -435,7 +457,7 @@ def eval_command(
             task = progress.add_task("eval", total=None, ok=0, failed=0, tokens=0)
             run = run_eval(
                 store, labelled, gold_path=gold, split=split.value, spec=model, prompt=load_prompt(), options=BackendOptions(base_url=base_url),
-                on_start=lambda total: progress.update(task, total=total, description=f"tagging with {model}"),
+                on_start=lambda total: progress.update(task, total=total, description=f"tagging with {shown(model)}"),
                 on_result=lambda result: _advance(progress, task, result),
             )
     finally:
@@ -444,7 +466,7 @@ def eval_command(
         print_json(run if show_errors else {k: v for k, v in run.items() if k != "errors"})
         return
     metrics = run["metrics"]
-    out.print(f"eval run {run['id']}: {model}, prompt {run['prompt_version']}, split {run['split']}, "
+    out.print(f"eval run {run['id']}: {shown(model)}, prompt {run['prompt_version']}, split {run['split']}, "
               f"{metrics['papers']} papers ({metrics['failed']} failed)", highlight=False)
     table = Table("field", "precision", "recall", "F1", "predicted", "gold")
     for field in ("benchmarks", "tasks", "methods", "micro"):
@@ -459,7 +481,7 @@ def eval_command(
         errors = Table("paper", "field", "false positives", "misses", show_lines=True)
         for paper in run["errors"]:
             for field, found in paper["fields"].items():
-                errors.add_row(_cell(paper["title"][:40]), field, _cell("\n".join(found["false_positives"])), _cell("\n".join(found["misses"])))
+                errors.add_row(_cell(paper["title"][:40]), field, _cell_lines(found["false_positives"]), _cell_lines(found["misses"]))
         out.print(errors)
 
 
@@ -494,7 +516,7 @@ def batch_submit_command(
     parsed = [parse_file(path, input_format.value if input_format else None) for path in paths]
     problems = [f"{item.path}: {problem}" for item in parsed for problem in item.problems]
     for problem in problems:
-        err.print(f"[yellow]skipped[/yellow] {escape(problem)}", highlight=False)
+        err.print(f"[yellow]skipped[/yellow] {shown(problem)}", highlight=False)
     batch.check_spec(model, base_url)  # a wrong spec or a missing key writes nothing
     store = Store(db)
     try:
@@ -510,7 +532,7 @@ def batch_submit_command(
             table.add_row(key.replace("_", " "), _cell(data[key]))
         out.print(table)
         for batch_id in report.batches:
-            out.print(f"submitted {batch_id}; 'papertag batch status' follows it", highlight=False)
+            out.print(f"submitted {shown(batch_id)}; 'papertag batch status' follows it", highlight=False)
     if problems:
         raise typer.Exit(1)
 
@@ -532,10 +554,10 @@ def batch_status_command(db: DbOption = DEFAULT_DB, as_json: JsonOption = False)
     if not jobs:
         err.print("no batch jobs waiting; 'papertag batch submit' starts one")
     for job in jobs:
-        out.print(f"{job['batch_id']}: {job['status']}, {job['requests_completed']}/{job['requests_total']} done, "
-                  f"{job['requests_failed']} failed ({job['papers']} papers, {job['model']}, "
-                  f"submitted {job['submitted_at']:%Y-%m-%d %H:%M} UTC)" + (f" {job['error']}" if job["error"] else ""),
-                  highlight=False, markup=False)
+        out.print(f"{shown(job['batch_id'])}: {shown(job['status'])}, {job['requests_completed']}/{job['requests_total']} done, "
+                  f"{job['requests_failed']} failed ({job['papers']} papers, {shown(job['model'])}, "
+                  f"submitted {job['submitted_at']:%Y-%m-%d %H:%M} UTC)" + (f" {shown(job['error'])}" if job["error"] else ""),
+                  highlight=False)
 
 
 @batch_app.command("collect")
@@ -564,16 +586,16 @@ def _print_collected(reports: list[CollectReport]) -> None:
     if not reports:
         err.print("no batch jobs waiting; 'papertag batch submit' starts one")
     for report in reports:
-        line = f"{report.batch_id}: {report.status}"
+        line = f"{shown(report.batch_id)}: {shown(report.status)}"
         if report.outcome == "collected":
             line += f", {report.extracted} tagged, {report.failed} failed"
             if report.changed_since_submit:
                 line += f", {report.changed_since_submit} skipped (text changed since submit)"
         elif report.outcome == "pending":
             line += ", not finished; collect again later"
-        out.print(line + (f" ({report.error})" if report.error else ""), highlight=False, markup=False)
+        out.print(line + (f" ({shown(report.error)})" if report.error else ""), highlight=False)
         for paper_id, error in report.failures[:10]:
-            err.print(f"[red]failed[/red] {escape(paper_id)}: {escape(error)}", highlight=False)
+            err.print(f"[red]failed[/red] {shown(paper_id)}: {shown(error)}", highlight=False)
         if len(report.failures) > 10:
             err.print(f"... and {len(report.failures) - 10} more; 'papertag show ID' has each error")
 

@@ -48,8 +48,10 @@ class ParsedFile:
 def make_paper(title: str, abstract: str, source: str, given_id: object = None) -> Paper:
     title, abstract = clean_text(title), clean_text(abstract)  # no NULs or escapes reach the model or the database
     digest = content_hash(title, abstract)
-    paper_id = "" if given_id is None else str(given_id).strip()
-    paper_id = paper_id or digest[:16]  # a blank id is no id
+    # Ids are printed and typed back ('papertag show ID'), so they are cleaned like the text; one with nothing
+    # printable left is no id.
+    paper_id = "" if given_id is None else clean_text(str(given_id))
+    paper_id = paper_id or digest[:16]
     return Paper(id=paper_id, title=title, abstract=abstract, source=source, content_hash=digest)
 
 

@@ -9,6 +9,7 @@ from typing import Callable
 
 from ..errors import PapertagError
 from ..redact import remember_secret
+from ..text import has_control_characters
 
 DEFAULT_MODEL_SPEC = "local"
 
@@ -45,6 +46,8 @@ def _backends() -> dict[str, Backend]:
 
 
 def open_endpoint(spec: str, options: BackendOptions | None = None) -> AbstractContextManager[Endpoint]:
+    if has_control_characters(spec):  # it is stored with every extraction and printed: refused, not cleaned
+        raise PapertagError("the model spec has control characters or terminal escapes in it")
     prefix, _, rest = spec.partition(":")
     backends = _backends()
     if prefix not in backends:
