@@ -173,3 +173,37 @@ def test_auth_failures_after_a_success_do_not_stop_the_run(tmp_path, sample_path
     assert KEY not in result.stdout + result.stderr
 
 
+# ---- 3. standard input ---------------------------------------------------------------------------------------------
+
+def listing(n):
+    return "".join(f"Stdin listing paper {i}\n{ABSTRACT}\n\n" for i in range(n))
+
+
+def jsonl(n):
+    return "".join(json.dumps({"id": f"stdin-{i}", "title": f"Stdin paper {i}", "abstract": ABSTRACT}) + "\n"
+                   for i in range(n))
+
+
+@pytest.mark.parametrize("text, extra", [(jsonl(3), []), (listing(3), []), (jsonl(3), ["--format", "jsonl"]),
+                                         ("id,title,abstract\n" + "".join(f"c{i},CSV paper {i},\"{ABSTRACT}\"\n"
+                                                                           for i in range(3)), [])],
+                         ids=["jsonl", "listing", "jsonl-format-given", "csv"])
+def test_ingest_reads_standard_input(tmp_path, fake_server, text, extra):
+    db = tmp_path / "stdin.duckdb"
+    result = papertag("ingest", "-", *extra, "--db", db, "--model", "openai:fake", "--base-url", fake_server.base_url,
+                      "--json", cwd=tmp_path, input=text)
+    statuses = stored_statuses(db) if db.exists() else {}
+    record("input on standard input ('ingest -')", "read like a file; format sniffed from the content or given "
+           "with --format", cases=3, lost=3 - sum(rows == ["ok"] for rows in statuses.values()))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["extracted"] == 3
+    with Reader(db) as reader:
+        assert {source for (source,) in reader.con.execute("SELECT DISTINCT source FROM papers").fetchall()} == {"<stdin>"}
+
+
+def test_empty_standard_input_is_a_one_line_error(tmp_path):
+    result = papertag("ingest", "-", "--db", tmp_path / "x.duckdb", cwd=tmp_path, input="")
+    assert result.returncode == 2 and result.stderr.strip() == "error: <stdin>: file is empty"
+    assert not (tmp_path / "x.duckdb").exists()
+
+

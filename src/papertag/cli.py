@@ -127,7 +127,7 @@ def _cell_lines(values: list[str]) -> str:
 @app.command("ingest")
 @friendly_errors
 def ingest_command(
-    paths: Annotated[list[Path], typer.Argument(help="Files of abstracts: saved listing pages (.txt), JSONL or CSV.")],
+    paths: Annotated[list[Path], typer.Argument(help="Files of abstracts: saved listing pages (.txt), JSONL or CSV; - reads standard input.")],
     model: Annotated[str, typer.Option("--model", "-m", envvar="PAPERTAG_MODEL",
         help="local (Qwen2.5-Coder-1.5B, embedded), local:fast (0.5B), local:/path/model.gguf, or openai:<model>.")] = DEFAULT_MODEL_SPEC,
     base_url: Annotated[Optional[str], typer.Option("--base-url",
@@ -498,7 +498,7 @@ def _existing_store(db: Path) -> Store:
 @batch_app.command("submit")
 @friendly_errors
 def batch_submit_command(
-    paths: Annotated[list[Path], typer.Argument(help="Files of abstracts: saved listing pages (.txt), JSONL or CSV.")],
+    paths: Annotated[list[Path], typer.Argument(help="Files of abstracts: saved listing pages (.txt), JSONL or CSV; - reads standard input.")],
     model: Annotated[str, typer.Option("--model", "-m", envvar="PAPERTAG_MODEL", help="openai:<model>, e.g. openai:gpt-4o-mini.")],
     base_url: Annotated[Optional[str], typer.Option("--base-url",
         help="OpenAI-compatible server with the Batch API. Default: OPENAI_BASE_URL or OpenAI.")] = None,
