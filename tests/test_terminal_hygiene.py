@@ -207,3 +207,34 @@ def test_empty_standard_input_is_a_one_line_error(tmp_path):
     assert not (tmp_path / "x.duckdb").exists()
 
 
+# ---- 4. eval leaves no file behind on an error ---------------------------------------------------------------------
+
+def gold_file(path):
+    labels = {"summary": "s", "tasks": [], "methods": [], "benchmarks": [], "domain": "nlp"}
+    path.write_text(json.dumps({"title": "Gold paper", "abstract": ABSTRACT, "split": "test", "gold": labels}) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "evals/gold.jsonl: no such file"),
+    (["--gold", "broken.jsonl"], "line 1: not valid JSON"),
+    (["--compare", "1", "2"], "no eval run 1"),
+    (["--gold", "gold.jsonl", "--model", "nobackend:x"], "unknown model spec"),
+    (["--gold", "gold.jsonl", "--model", "openai:gpt-4o-mini"], "OPENAI_API_KEY is not set"),
+], ids=["no gold file", "broken gold file", "compare without runs", "unknown model", "no API key"])
+def test_eval_errors_leave_no_database(tmp_path, args, message):
+    (tmp_path / "broken.jsonl").write_text("{oops\n")
+    gold_file(tmp_path / "gold.jsonl")
+    result = CliRunner().invoke(app, ["eval", *args])
+    record("eval run outside the repo or with bad input", "one-line error, exit 2, no evals.duckdb left behind",
+           cases=1, lost=None)
+    assert result.exit_code == 2 and message in result.stderr, result.output
+    assert not list(tmp_path.glob("evals.duckdb*"))
+
+
+def test_eval_history_without_a_database_creates_none(tmp_path):
+    result = CliRunner().invoke(app, ["eval", "--history"])
+    assert result.exit_code == 0 and "no eval runs yet" in result.stderr
+    assert not list(tmp_path.glob("evals.duckdb*"))
+
+

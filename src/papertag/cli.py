@@ -7,10 +7,11 @@ import dataclasses
 import functools
 import json
 import sys
+from contextlib import contextmanager
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Iterator, Optional
 
 import duckdb
 import typer
@@ -415,53 +416,49 @@ def eval_command(
     """
     from .evals import HISTORY_METRICS, compare, is_scitldr, load_gold, load_scitldr, metric, run_eval, run_summary_eval
 
-    store = Store(db)
-    try:
-        if history or compare_runs:
-            runs = store.eval_runs()
-            if history:
-                rows = [{k: run[k] for k in ("id", "created_at", "model", "prompt_version", "split", "papers", "failed")}
-                        | {label: metric(run["metrics"], path) for label, path in HISTORY_METRICS} for run in runs]
-                print_json(rows) if as_json else print_table(rows, list(rows[0]) if rows else [], "no eval runs yet")
-                return
-            result = compare(runs, *compare_runs)
-            if as_json:
-                print_json(result)
-                return
-            out.print(f"A = run {result['a']['id']} ({shown(result['a']['model'])}, prompt {result['a']['prompt_version']}), "
-                      f"B = run {result['b']['id']} ({shown(result['b']['model'])}, prompt {result['b']['prompt_version']})", highlight=False)
-            if result["note"]:
-                err.print(f"[yellow]note[/yellow] {shown(result['note'])}")
-            print_table(result["metrics"], ["metric", "a", "b", "delta"], "")
+    if history or compare_runs:
+        runs = _stored_eval_runs(db)
+        if history:
+            rows = [{k: run[k] for k in ("id", "created_at", "model", "prompt_version", "split", "papers", "failed")}
+                    | {label: metric(run["metrics"], path) for label, path in HISTORY_METRICS} for run in runs]
+            print_json(rows) if as_json else print_table(rows, list(rows[0]) if rows else [], "no eval runs yet")
             return
-        if is_scitldr(gold):
-            tldr_papers = load_scitldr(gold, limit)  # a bad file fails before any progress output
-            with _progress() as progress:
-                task = progress.add_task("eval", total=None, ok=0, failed=0, tokens=0)
-                run = run_summary_eval(
-                    store, tldr_papers, gold_path=gold, spec=model, prompt=load_prompt(), options=BackendOptions(base_url=base_url),
-                    on_start=lambda total: progress.update(task, total=total, description=f"summarising with {shown(model)}"),
-                    on_result=lambda result: _advance(progress, task, result),
-                )
-            if as_json:
-                print_json(run)
-                return
-            scores = run["metrics"]["scitldr"]
-            out.print(f"eval run {run['id']}: {shown(model)}, prompt {run['prompt_version']}, SciTLDR {run['metrics']['papers']} papers "
-                      f"({run['metrics']['failed']} failed): ROUGE-1 {100 * scores['rouge1']:.1f} · ROUGE-2 "
-                      f"{100 * scores['rouge2']:.1f} · ROUGE-L {100 * scores['rougeL']:.1f} · {scores['words']} words per summary",
-                      highlight=False)
+        result = compare(runs, *compare_runs)
+        if as_json:
+            print_json(result)
             return
-        labelled = load_gold(gold)  # a bad gold file fails before any progress output
-        with _progress() as progress:
-            task = progress.add_task("eval", total=None, ok=0, failed=0, tokens=0)
-            run = run_eval(
-                store, labelled, gold_path=gold, split=split.value, spec=model, prompt=load_prompt(), options=BackendOptions(base_url=base_url),
-                on_start=lambda total: progress.update(task, total=total, description=f"tagging with {shown(model)}"),
-                on_result=lambda result: _advance(progress, task, result),
-            )
-    finally:
-        store.close()
+        out.print(f"A = run {result['a']['id']} ({shown(result['a']['model'])}, prompt {result['a']['prompt_version']}), "
+                  f"B = run {result['b']['id']} ({shown(result['b']['model'])}, prompt {result['b']['prompt_version']})",
+                  highlight=False)
+        if result["note"]:
+            err.print(f"[yellow]note[/yellow] {shown(result['note'])}")
+        print_table(result["metrics"], ["metric", "a", "b", "delta"], "")
+        return
+    # Every input is read before the database is opened, so a bad or missing file fails before any file is written
+    # or any progress is shown.
+    scitldr = is_scitldr(gold)
+    papers = load_scitldr(gold, limit) if scitldr else load_gold(gold)
+    prompt = load_prompt()
+    with _eval_store(db) as store, _progress() as progress:
+        task = progress.add_task("eval", total=None, ok=0, failed=0, tokens=0)
+        doing = "summarising" if scitldr else "tagging"
+        evaluate = {"spec": model, "prompt": prompt, "options": BackendOptions(base_url=base_url),
+                    "on_start": lambda total: progress.update(task, total=total, description=f"{doing} with {shown(model)}"),
+                    "on_result": lambda result: _advance(progress, task, result)}
+        if scitldr:
+            run = run_summary_eval(store, papers, gold_path=gold, **evaluate)
+        else:
+            run = run_eval(store, papers, gold_path=gold, split=split.value, **evaluate)
+    if scitldr:
+        if as_json:
+            print_json(run)
+            return
+        scores = run["metrics"]["scitldr"]
+        out.print(f"eval run {run['id']}: {shown(model)}, prompt {run['prompt_version']}, SciTLDR {run['metrics']['papers']} "
+                  f"papers ({run['metrics']['failed']} failed): ROUGE-1 {100 * scores['rouge1']:.1f} · ROUGE-2 "
+                  f"{100 * scores['rouge2']:.1f} · ROUGE-L {100 * scores['rougeL']:.1f} · {scores['words']} words per summary",
+                  highlight=False)
+        return
     if as_json:
         print_json(run if show_errors else {k: v for k, v in run.items() if k != "errors"})
         return
@@ -483,6 +480,35 @@ def eval_command(
             for field, found in paper["fields"].items():
                 errors.add_row(_cell(paper["title"][:40]), field, _cell_lines(found["false_positives"]), _cell_lines(found["misses"]))
         out.print(errors)
+
+
+def _stored_eval_runs(db: Path) -> list[dict[str, Any]]:
+    """Reading the history needs no database: without one there are no runs, and none is created."""
+    if not db.exists():
+        return []
+    store = Store(db)
+    try:
+        return store.eval_runs()
+    finally:
+        store.close()
+
+
+@contextmanager
+def _eval_store(db: Path) -> Iterator[Store]:
+    """The eval database; if this run created it and then failed (a wrong model spec, a missing key), it is
+    removed again, so an error leaves no file behind."""
+    created = not db.exists()
+    store = Store(db)
+    try:
+        yield store
+    except PapertagError:
+        store.close()
+        if created:
+            for path in (db, db.with_name(db.name + ".wal")):
+                path.unlink(missing_ok=True)
+        raise
+    finally:
+        store.close()
 
 
 batch_app = typer.Typer(help="Tag papers through the OpenAI Batch API: submit, check status, collect.", no_args_is_help=True)
