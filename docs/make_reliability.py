@@ -33,6 +33,7 @@ TEST_FILES = [
     "tests/test_sources_properties.py",
     "tests/test_secrets.py",
     "tests/test_output_safety.py",
+    "tests/test_terminal_hygiene.py",
     "tests/test_weights.py",
     "tests/test_local_model.py",
 ]

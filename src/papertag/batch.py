@@ -19,7 +19,8 @@ from pydantic import ValidationError
 
 from .backends import BackendOptions, Endpoint, open_endpoint
 from .errors import PapertagError
-from .extract import Extraction, chat_arguments, check_answer, describe, fit_abstract, max_abstract_chars, response_format
+from .extract import (Extraction, chat_arguments, check_answer, describe, error_line, fit_abstract, max_abstract_chars,
+                      response_format)
 from .ingest import canonical_spec, prepare
 from .prompts import Prompt
 from .sources import Paper
@@ -241,7 +242,7 @@ def _batch_error(batch: Batch) -> str | None:
         first = errors[0]
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         where = f" (line {first.line})" if first.line else ""
-        return f"{first.code}: {first.message}{where}{more}"[:500]
+        return error_line(f"{first.code}: {first.message}{where}{more}")
     if batch.status in ("failed", "expired", "cancelled"):
         return f"batch {batch.status}"
     return None
@@ -293,7 +294,7 @@ def extraction_from_line(line: dict, paper: Paper, max_chars: int) -> Extraction
     abstract, truncated = fit_abstract(paper.abstract, max_chars)  # the abstract exactly as it was sent
 
     def failed(error: str, raw: str | None = None, usage: dict | None = None) -> Extraction:
-        return Extraction(paper, None, raw, *_tokens(usage), 0.0, truncated, error[:500])
+        return Extraction(paper, None, raw, *_tokens(usage), 0.0, truncated, error_line(error))
 
     if line.get("error"):  # the request never ran, e.g. batch_expired
         return failed(f"{line['error'].get('code')}: {line['error'].get('message')}")

@@ -7,9 +7,10 @@ import functools
 import os
 import signal
 import sys
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Iterator, Optional
 
 import duckdb
 import typer
@@ -24,9 +25,11 @@ from .export import export_file, write_records
 from .jsonvalues import dumps
 from .prompts import load_prompt
 from .queries import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT_S, Reader, run_read_only_sql
+from .redact import redact
 from .schema import DOMAINS
 from .sources import FORMATS, parse_file
 from .store import Store
+from .text import clean_text
 
 if TYPE_CHECKING:  # the LLM stack (openai, instructor) is imported only by the commands that call a model
     from .batch import CollectReport
@@ -45,8 +48,9 @@ class _Console(Console):
         raise BrokenPipeError  # rich would exit 1 here; friendly_errors ends every command the same quiet way
 
 
-out = _Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# No emoji codes: a title with ":fire:" in it prints as written.
+out = _Console(soft_wrap=True, emoji=False)
+err = Console(stderr=True, soft_wrap=True, emoji=False)
 
 DbOption = Annotated[Path, typer.Option("--db", envvar="PAPERTAG_DB", help="DuckDB file.", show_default=True)]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
@@ -68,6 +72,13 @@ class ExportFormat(str, Enum):
     parquet = "parquet"
 
 
+def shown(value: Any) -> str:
+    """Any value that is not a constant (an id, a title, a file or model name, a server's error), ready to print in
+    a rich markup string: one line, no escape sequences, control characters or bidi marks, no API key, and its
+    brackets printed as written."""
+    return escape(redact(clean_text(str(value))))
+
+
 def friendly_errors(command):
     """Known problems become one line on stderr and exit code 2, never a traceback."""
 
@@ -79,7 +90,7 @@ def friendly_errors(command):
             finally:
                 sys.stdout.flush()  # a reader that has gone shows up here, not in the interpreter's last flush
         except PapertagError as error:
-            err.print(f"[red]error:[/red] {escape(str(error))}", highlight=False)
+            err.print(f"[red]error:[/red] {shown(error)}", highlight=False)
             raise typer.Exit(2) from None
         except BrokenPipeError:
             # `papertag export | head -1`: the reader has all it wants. Stop quietly with exit code 0, as cat does.
@@ -132,8 +143,11 @@ class OrderlyStop:
 
     def leave(self) -> None:
         """Exit now: worker threads may still sit in a request, and joining them could take minutes."""
-        out.file.flush()
-        err.file.flush()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except OSError:  # a closed pipe: nothing more to say
+                pass
         os._exit(self.exit_code)
 
 
@@ -156,16 +170,20 @@ def print_table(rows: list[dict[str, Any]], columns: list[str], empty: str) -> N
 def _cell(value: Any) -> str:
     """Stored text is data, never rich markup: a title like "[/bold]" must print as written."""
     if isinstance(value, list):
-        return escape(", ".join(map(str, value)))
+        return shown(", ".join(map(str, value)))
     if isinstance(value, dict):  # a STRUCT or MAP from `sql`
-        return escape(dumps(value, ensure_ascii=False))
-    return "" if value is None else escape(str(value))
+        return shown(dumps(value, ensure_ascii=False))
+    return "" if value is None else shown(value)
+
+
+def _cell_lines(values: list[str]) -> str:
+    return "\n".join(_cell(value) for value in values)
 
 
 @app.command("ingest")
 @friendly_errors
 def ingest_command(
-    paths: Annotated[list[Path], typer.Argument(help="Files of abstracts: saved listing pages (.txt), JSONL or CSV.")],
+    paths: Annotated[list[Path], typer.Argument(help="Files of abstracts: saved listing pages (.txt), JSONL or CSV; - reads standard input.")],
     model: Annotated[str, typer.Option("--model", "-m", envvar="PAPERTAG_MODEL",
         help="local (Qwen2.5-Coder-1.5B, embedded), local:fast (0.5B), local:/path/model.gguf, or openai:<model>.")] = DEFAULT_MODEL_SPEC,
     base_url: Annotated[Optional[str], typer.Option("--base-url",
@@ -186,7 +204,7 @@ def ingest_command(
     parsed = [parse_file(path, input_format.value if input_format else None) for path in paths]
     problems = [f"{item.path}: {problem}" for item in parsed for problem in item.problems]
     for problem in problems:
-        err.print(f"[yellow]skipped[/yellow] {escape(problem)}", highlight=False)
+        err.print(f"[yellow]skipped[/yellow] {shown(problem)}", highlight=False)
     papers = [paper for item in parsed for paper in item.papers]
     prompt = load_prompt()
     from .ingest import IngestReport, ingest
@@ -200,16 +218,18 @@ def ingest_command(
                 def on_start(total: int) -> None:
                     progress.update(task, total=total)
                     if total:
-                        progress.update(task, description=f"extracting with {escape(model)}")
+                        progress.update(task, description=f"extracting with {shown(model)}")
 
                 report = ingest(
                     store, papers, spec=model, prompt=prompt, options=BackendOptions(base_url=base_url),
                     concurrency=concurrency, force=force, retry_failed_only=retry_failed,
                     on_start=on_start, on_result=lambda result: _advance(progress, task, result),
-                    on_wait=lambda message: progress.console.print(f"[yellow]waiting[/yellow] {escape(message)}"),
+                    on_wait=lambda message: progress.console.print(f"[yellow]waiting[/yellow] {shown(message)}"),
                 )
-        except KeyboardInterrupt:
-            report.interrupted = True  # stopped before the model ran: nothing was finished
+        except BaseException as error:
+            if stop.signal is None and not isinstance(error, KeyboardInterrupt):
+                raise
+            report.interrupted = True  # before the model ran, or inside a DuckDB call ("Query interrupted")
         if report.interrupted:
             _print_report(report, db, problems, as_json)
             err.print(stop.message(f"{report.extracted + report.failed} finished papers are saved"))
@@ -237,7 +257,8 @@ def _advance(progress: Progress, task, result) -> None:
     """One paper done: move the bar and its ok / failed / tokens counters."""
     fields = progress.tasks[0].fields
     if result.truncated:
-        progress.console.print(f"[yellow]warning[/yellow] {result.paper.id}: abstract truncated to fit the model context")
+        progress.console.print(f"[yellow]warning[/yellow] {shown(result.paper.id)}: abstract truncated to fit the model context",
+                               highlight=False)
     progress.update(
         task, advance=1,
         ok=fields["ok"] + result.ok, failed=fields["failed"] + (not result.ok),
@@ -260,7 +281,9 @@ def _print_report(report: IngestReport, db: Path, problems: list[str], as_json: 
         "prompt_tokens": report.prompt_tokens,
         "completion_tokens": report.completion_tokens,
         "tokens_per_paper": round((report.prompt_tokens + report.completion_tokens) / calls, 1) if calls else 0,
-        "seconds_per_paper": round(report.llm_seconds / calls, 2) if calls else 0,
+        # Wall time: with requests in parallel, summed latency would count the same second several times.
+        "seconds_per_paper": round(report.extraction_seconds / calls, 2) if calls else 0,
+        "mean_request_seconds": round(report.llm_seconds / calls, 2) if calls else 0,
         "wall_seconds": round(report.wall_seconds, 2),
         "interrupted": report.interrupted,
         "failures": [{"id": paper_id, "error": error} for paper_id, error in report.failures],
@@ -270,12 +293,13 @@ def _print_report(report: IngestReport, db: Path, problems: list[str], as_json: 
         print_json(data)
         return
     table = Table(title="papertag ingest", show_header=False)
+    labels = {"seconds_per_paper": "seconds per paper (wall)", "mean_request_seconds": "mean request latency"}
     for key in ("papers", "cached", "rechecked", "extracted", "failed", "truncated", "dropped_tags", "skipped_input_lines",
-                "tokens_per_paper", "seconds_per_paper", "wall_seconds", "db"):
-        table.add_row(key.replace("_", " "), _cell(data[key]))
+                "tokens_per_paper", "seconds_per_paper", "mean_request_seconds", "wall_seconds", "db"):
+        table.add_row(labels.get(key, key.replace("_", " ")), _cell(data[key]))
     out.print(table)
     for paper_id, error in report.failures[:10]:
-        err.print(f"[red]failed[/red] {escape(paper_id)}: {escape(error)}", highlight=False)
+        err.print(f"[red]failed[/red] {shown(paper_id)}: {shown(error)}", highlight=False)
     if len(report.failures) > 10:
         err.print(f"... and {len(report.failures) - 10} more; 'papertag ingest --retry-failed' tries them again")
 
@@ -293,7 +317,7 @@ def summaries(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
         err.print("no papers yet; run 'papertag ingest FILE'")
     for row in rows:
         summary = row["summary"] or f"({row['status']}: no summary yet)"
-        out.print(f"[bold]{escape(row['title'])}[/bold] — {escape(summary)}", highlight=False)
+        out.print(f"[bold]{shown(row['title'])}[/bold] — {shown(summary)}", highlight=False)
 
 
 @app.command()
@@ -330,16 +354,16 @@ def show(
     if as_json:
         print_json(paper)
         return
-    out.print(f"[bold]{escape(paper['title'])}[/bold]  ({escape(paper['id'])})", highlight=False)
-    out.print(paper["abstract"], highlight=False, markup=False)
+    out.print(f"[bold]{shown(paper['title'])}[/bold]  ({shown(paper['id'])})", highlight=False)
+    out.print(clean_text(paper["abstract"]), highlight=False, markup=False)
     current = next((e for e in paper["extractions"] if e["current"]), None)
     if current:
-        out.print(f"\n[bold]summary[/bold]     {escape(current['summary'])}", highlight=False)
-        out.print(f"[bold]domain[/bold]      {current['domain']}")
+        out.print(f"\n[bold]summary[/bold]     {shown(current['summary'])}", highlight=False)
+        out.print(f"[bold]domain[/bold]      {shown(current['domain'])}")
         for kind in ("tasks", "methods", "benchmarks"):
-            out.print(f"[bold]{kind:<11}[/bold] {escape(', '.join(paper[kind])) or '—'}", highlight=False)
+            out.print(f"[bold]{kind:<11}[/bold] {shown(', '.join(paper[kind])) or '—'}", highlight=False)
         if current["dropped_tags"]:
-            out.print(f"[bold]dropped[/bold]     {escape('; '.join(current['dropped_tags']))} (not in the abstract, or not a benchmark)",
+            out.print(f"[bold]dropped[/bold]     {shown('; '.join(current['dropped_tags']))} (not in the abstract, or not a benchmark)",
                       highlight=False)
     table = Table("when", "model", "prompt", "status", "tokens", "seconds", "truncated", "error", title="extractions")
     for e in paper["extractions"]:
@@ -443,7 +467,9 @@ def eval_command(
     with OrderlyStop() as stop:
         try:
             _eval(gold, limit, split, model, base_url, show_errors, compare_runs, history, db, as_json)
-        except KeyboardInterrupt:
+        except BaseException as error:
+            if stop.signal is None and not isinstance(error, KeyboardInterrupt):
+                raise
             err.print(stop.message("finished papers are cached, no eval run was stored"))
             stop.leave()
 
@@ -452,58 +478,54 @@ def _eval(gold: Path, limit: Optional[int], split: Split, model: str, base_url: 
           compare_runs: Optional[tuple[int, int]], history: bool, db: Path, as_json: bool) -> None:
     from .evals import HISTORY_METRICS, compare, is_scitldr, load_gold, load_scitldr, metric, run_eval, run_summary_eval
 
-    store = Store(db)
-    try:
-        if history or compare_runs:
-            runs = store.eval_runs()
-            if history:
-                rows = [{k: run[k] for k in ("id", "created_at", "model", "prompt_version", "split", "papers", "failed")}
-                        | {label: metric(run["metrics"], path) for label, path in HISTORY_METRICS} for run in runs]
-                print_json(rows) if as_json else print_table(rows, list(rows[0]) if rows else [], "no eval runs yet")
-                return
-            result = compare(runs, *compare_runs)
-            if as_json:
-                print_json(result)
-                return
-            out.print(f"A = run {result['a']['id']} ({result['a']['model']}, prompt {result['a']['prompt_version']}), "
-                      f"B = run {result['b']['id']} ({result['b']['model']}, prompt {result['b']['prompt_version']})", highlight=False)
-            if result["note"]:
-                err.print(f"[yellow]note[/yellow] {result['note']}")
-            print_table(result["metrics"], ["metric", "a", "b", "delta"], "")
+    if history or compare_runs:
+        runs = _stored_eval_runs(db)
+        if history:
+            rows = [{k: run[k] for k in ("id", "created_at", "model", "prompt_version", "split", "papers", "failed")}
+                    | {label: metric(run["metrics"], path) for label, path in HISTORY_METRICS} for run in runs]
+            print_json(rows) if as_json else print_table(rows, list(rows[0]) if rows else [], "no eval runs yet")
             return
-        if is_scitldr(gold):
-            tldr_papers = load_scitldr(gold, limit)  # a bad file fails before any progress output
-            with _progress() as progress:
-                task = progress.add_task("eval", total=None, ok=0, failed=0, tokens=0)
-                run = run_summary_eval(
-                    store, tldr_papers, gold_path=gold, spec=model, prompt=load_prompt(), options=BackendOptions(base_url=base_url),
-                    on_start=lambda total: progress.update(task, total=total, description=f"summarising with {model}"),
-                    on_result=lambda result: _advance(progress, task, result),
-                )
-            if as_json:
-                print_json(run)
-                return
-            scores = run["metrics"]["scitldr"]
-            out.print(f"eval run {run['id']}: {model}, prompt {run['prompt_version']}, SciTLDR {run['metrics']['papers']} papers "
-                      f"({run['metrics']['failed']} failed): ROUGE-1 {100 * scores['rouge1']:.1f} · ROUGE-2 "
-                      f"{100 * scores['rouge2']:.1f} · ROUGE-L {100 * scores['rougeL']:.1f} · {scores['words']} words per summary",
-                      highlight=False)
+        result = compare(runs, *compare_runs)
+        if as_json:
+            print_json(result)
             return
-        labelled = load_gold(gold)  # a bad gold file fails before any progress output
-        with _progress() as progress:
-            task = progress.add_task("eval", total=None, ok=0, failed=0, tokens=0)
-            run = run_eval(
-                store, labelled, gold_path=gold, split=split.value, spec=model, prompt=load_prompt(), options=BackendOptions(base_url=base_url),
-                on_start=lambda total: progress.update(task, total=total, description=f"tagging with {model}"),
-                on_result=lambda result: _advance(progress, task, result),
-            )
-    finally:
-        store.close()
+        out.print(f"A = run {result['a']['id']} ({shown(result['a']['model'])}, prompt {result['a']['prompt_version']}), "
+                  f"B = run {result['b']['id']} ({shown(result['b']['model'])}, prompt {result['b']['prompt_version']})",
+                  highlight=False)
+        if result["note"]:
+            err.print(f"[yellow]note[/yellow] {shown(result['note'])}")
+        print_table(result["metrics"], ["metric", "a", "b", "delta"], "")
+        return
+    # Every input is read before the database is opened, so a bad or missing file fails before any file is written
+    # or any progress is shown.
+    scitldr = is_scitldr(gold)
+    papers = load_scitldr(gold, limit) if scitldr else load_gold(gold)
+    prompt = load_prompt()
+    with _eval_store(db) as store, _progress() as progress:
+        task = progress.add_task("eval", total=None, ok=0, failed=0, tokens=0)
+        doing = "summarising" if scitldr else "tagging"
+        evaluate = {"spec": model, "prompt": prompt, "options": BackendOptions(base_url=base_url),
+                    "on_start": lambda total: progress.update(task, total=total, description=f"{doing} with {shown(model)}"),
+                    "on_result": lambda result: _advance(progress, task, result)}
+        if scitldr:
+            run = run_summary_eval(store, papers, gold_path=gold, **evaluate)
+        else:
+            run = run_eval(store, papers, gold_path=gold, split=split.value, **evaluate)
+    if scitldr:
+        if as_json:
+            print_json(run)
+            return
+        scores = run["metrics"]["scitldr"]
+        out.print(f"eval run {run['id']}: {shown(model)}, prompt {run['prompt_version']}, SciTLDR {run['metrics']['papers']} "
+                  f"papers ({run['metrics']['failed']} failed): ROUGE-1 {100 * scores['rouge1']:.1f} · ROUGE-2 "
+                  f"{100 * scores['rouge2']:.1f} · ROUGE-L {100 * scores['rougeL']:.1f} · {scores['words']} words per summary",
+                  highlight=False)
+        return
     if as_json:
         print_json(run if show_errors else {k: v for k, v in run.items() if k != "errors"})
         return
     metrics = run["metrics"]
-    out.print(f"eval run {run['id']}: {model}, prompt {run['prompt_version']}, split {run['split']}, "
+    out.print(f"eval run {run['id']}: {shown(model)}, prompt {run['prompt_version']}, split {run['split']}, "
               f"{metrics['papers']} papers ({metrics['failed']} failed)", highlight=False)
     table = Table("field", "precision", "recall", "F1", "predicted", "gold")
     for field in ("benchmarks", "tasks", "methods", "micro"):
@@ -518,8 +540,37 @@ def _eval(gold: Path, limit: Optional[int], split: Split, model: str, base_url: 
         errors = Table("paper", "field", "false positives", "misses", show_lines=True)
         for paper in run["errors"]:
             for field, found in paper["fields"].items():
-                errors.add_row(_cell(paper["title"][:40]), field, _cell("\n".join(found["false_positives"])), _cell("\n".join(found["misses"])))
+                errors.add_row(_cell(paper["title"][:40]), field, _cell_lines(found["false_positives"]), _cell_lines(found["misses"]))
         out.print(errors)
+
+
+def _stored_eval_runs(db: Path) -> list[dict[str, Any]]:
+    """Reading the history needs no database: without one there are no runs, and none is created."""
+    if not db.exists():
+        return []
+    store = Store(db)
+    try:
+        return store.eval_runs()
+    finally:
+        store.close()
+
+
+@contextmanager
+def _eval_store(db: Path) -> Iterator[Store]:
+    """The eval database; if this run created it and then failed (a wrong model spec, a missing key), it is
+    removed again, so an error leaves no file behind."""
+    created = not db.exists()
+    store = Store(db)
+    try:
+        yield store
+    except PapertagError:
+        store.close()
+        if created:
+            for path in (db, db.with_name(db.name + ".wal")):
+                path.unlink(missing_ok=True)
+        raise
+    finally:
+        store.close()
 
 
 batch_app = typer.Typer(help="Tag papers through the OpenAI Batch API: submit, check status, collect.", no_args_is_help=True)
@@ -535,7 +586,7 @@ def _existing_store(db: Path) -> Store:
 @batch_app.command("submit")
 @friendly_errors
 def batch_submit_command(
-    paths: Annotated[list[Path], typer.Argument(help="Files of abstracts: saved listing pages (.txt), JSONL or CSV.")],
+    paths: Annotated[list[Path], typer.Argument(help="Files of abstracts: saved listing pages (.txt), JSONL or CSV; - reads standard input.")],
     model: Annotated[str, typer.Option("--model", "-m", envvar="PAPERTAG_MODEL", help="openai:<model>, e.g. openai:gpt-4o-mini.")],
     base_url: Annotated[Optional[str], typer.Option("--base-url",
         help="OpenAI-compatible server with the Batch API. Default: OPENAI_BASE_URL or OpenAI.")] = None,
@@ -553,7 +604,7 @@ def batch_submit_command(
     parsed = [parse_file(path, input_format.value if input_format else None) for path in paths]
     problems = [f"{item.path}: {problem}" for item in parsed for problem in item.problems]
     for problem in problems:
-        err.print(f"[yellow]skipped[/yellow] {escape(problem)}", highlight=False)
+        err.print(f"[yellow]skipped[/yellow] {shown(problem)}", highlight=False)
     batch.check_spec(model, base_url)  # a wrong spec or a missing key writes nothing
     store = Store(db)
     try:
@@ -569,7 +620,7 @@ def batch_submit_command(
             table.add_row(key.replace("_", " "), _cell(data[key]))
         out.print(table)
         for batch_id in report.batches:
-            out.print(f"submitted {batch_id}; 'papertag batch status' follows it", highlight=False)
+            out.print(f"submitted {shown(batch_id)}; 'papertag batch status' follows it", highlight=False)
     if problems:
         raise typer.Exit(1)
 
@@ -591,10 +642,10 @@ def batch_status_command(db: DbOption = DEFAULT_DB, as_json: JsonOption = False)
     if not jobs:
         err.print("no batch jobs waiting; 'papertag batch submit' starts one")
     for job in jobs:
-        out.print(f"{job['batch_id']}: {job['status']}, {job['requests_completed']}/{job['requests_total']} done, "
-                  f"{job['requests_failed']} failed ({job['papers']} papers, {job['model']}, "
-                  f"submitted {job['submitted_at']:%Y-%m-%d %H:%M} UTC)" + (f" {job['error']}" if job["error"] else ""),
-                  highlight=False, markup=False)
+        out.print(f"{shown(job['batch_id'])}: {shown(job['status'])}, {job['requests_completed']}/{job['requests_total']} done, "
+                  f"{job['requests_failed']} failed ({job['papers']} papers, {shown(job['model'])}, "
+                  f"submitted {job['submitted_at']:%Y-%m-%d %H:%M} UTC)" + (f" {shown(job['error'])}" if job["error"] else ""),
+                  highlight=False)
 
 
 @batch_app.command("collect")
@@ -623,16 +674,16 @@ def _print_collected(reports: list[CollectReport]) -> None:
     if not reports:
         err.print("no batch jobs waiting; 'papertag batch submit' starts one")
     for report in reports:
-        line = f"{report.batch_id}: {report.status}"
+        line = f"{shown(report.batch_id)}: {shown(report.status)}"
         if report.outcome == "collected":
             line += f", {report.extracted} tagged, {report.failed} failed"
             if report.changed_since_submit:
                 line += f", {report.changed_since_submit} skipped (text changed since submit)"
         elif report.outcome == "pending":
             line += ", not finished; collect again later"
-        out.print(line + (f" ({report.error})" if report.error else ""), highlight=False, markup=False)
+        out.print(line + (f" ({shown(report.error)})" if report.error else ""), highlight=False)
         for paper_id, error in report.failures[:10]:
-            err.print(f"[red]failed[/red] {escape(paper_id)}: {escape(error)}", highlight=False)
+            err.print(f"[red]failed[/red] {shown(paper_id)}: {shown(error)}", highlight=False)
         if len(report.failures) > 10:
             err.print(f"... and {len(report.failures) - 10} more; 'papertag show ID' has each error")
 

@@ -20,7 +20,7 @@ def write_records(records: Iterable[dict[str, Any]], export_format: str, stream:
     """JSONL or CSV records to a text stream; CSV joins each tag list with '; '."""
     if export_format == "jsonl":
         for record in records:
-            stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+            stream.write(dumps(record, ensure_ascii=False) + "\n")
         return
     writer = None
     for record in records:

@@ -18,10 +18,13 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from .backends import Endpoint
 from .domains import refine_domain
+from .errors import PapertagError
 from .grounding import ground
 from .prompts import Prompt
+from .redact import redact
 from .schema import PAPER_TITLE, PaperTags
 from .sources import Paper
+from .text import clean_text
 
 # instructor logs every failed attempt at ERROR; papertag records failures itself.
 logging.getLogger("instructor").addHandler(logging.NullHandler())
@@ -36,6 +39,9 @@ _JSON_SCHEMA = PaperTags.model_json_schema()
 RESPONSE_MODEL.model_json_schema = classmethod(lambda cls, *args, **kwargs: copy.deepcopy(_JSON_SCHEMA))
 TRANSIENT_STATUS = {408, 409, 429, 500, 502, 503, 504}
 PUSHBACK_STATUS = {429, 503}  # the server says "slow down", not "this request broke"
+AUTH_STATUS = {401, 403}
+# Refusals before any success that stop a run: the key is wrong, and every other paper would fail the same way.
+AUTH_FAILURES_TO_STOP = 3
 
 
 @dataclass
@@ -94,6 +100,46 @@ class PushbackGate:
             time.sleep(delay)
 
 
+class KeyRejected(PapertagError):
+    """The server refused the key on every request so far; the papers not yet sent stay pending."""
+
+
+class KeyCheck:
+    """Shared by all workers: after AUTH_FAILURES_TO_STOP refusals (401/403) and no success, later calls fail fast
+    instead of sending each remaining paper to be refused. Once a request succeeded the key works, and a later
+    refusal fails only its own paper."""
+
+    def __init__(self, limit: int = AUTH_FAILURES_TO_STOP) -> None:
+        self.limit = limit
+        self.refusals = 0
+        self.accepted = False
+        self.rejected_status: int | None = None
+        self._lock = threading.Lock()
+
+    def raise_if_rejected(self) -> None:
+        if self.rejected_status is not None:
+            raise KeyRejected(f"the server rejected the API key ({self.rejected_status}): check OPENAI_API_KEY")
+
+    def saw_success(self) -> None:
+        self.accepted = True
+
+    def saw_failure(self, error: BaseException) -> None:
+        status = auth_status(error)
+        if status is None:
+            return
+        with self._lock:
+            self.refusals += 1
+            if not self.accepted and self.refusals >= self.limit:
+                self.rejected_status = status
+
+
+def auth_status(error: BaseException) -> int | None:
+    for cause in _causes(error):
+        if isinstance(cause, openai.APIStatusError) and cause.status_code in AUTH_STATUS:
+            return cause.status_code
+    return None
+
+
 def retry_after_seconds(error: BaseException) -> float:
     for cause in _causes(error):
         if isinstance(cause, openai.APIStatusError):
@@ -138,8 +184,10 @@ def _last_message(error: BaseException):
     return None
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())[:500]
+def error_line(text: str) -> str:
+    """An error message as stored and printed: one line of plain text, no API key, at most 500 characters.
+    Servers write their error bodies: they can quote the key, or carry terminal escapes."""
+    return redact(clean_text(text))[:500]
 
 
 def describe(error: BaseException) -> str:
@@ -148,22 +196,22 @@ def describe(error: BaseException) -> str:
     causes = list(_causes(error))
     for cause in causes:
         if isinstance(cause, openai.APIStatusError):
-            return _one_line(f"HTTP {cause.status_code}: {cause.message}")
+            return error_line(f"HTTP {cause.status_code}: {cause.message}")
     message = _last_message(error)
     if message is not None and getattr(message, "refusal", None):
-        return _one_line(f"model refused: {message.refusal}")
+        return error_line(f"model refused: {message.refusal}")
     if message is not None and message.content and not message.content.lstrip().startswith("{"):
-        return _one_line(f"model answered in prose, not JSON: {message.content}")
+        return error_line(f"model answered in prose, not JSON: {message.content}")
     for cause in causes:
         if isinstance(cause, ValidationError):
             fields = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'answer'}: {e['msg']}" for e in cause.errors())
-            return _one_line(f"answer does not fit the schema: {fields}")
+            return error_line(f"answer does not fit the schema: {fields}")
         if isinstance(cause, openai.APITimeoutError):
             return "request timed out (PAPERTAG_TIMEOUT sets the limit in seconds)"
         if isinstance(cause, json.JSONDecodeError):  # the HTTP body itself, e.g. from a broken proxy
-            return _one_line(f"server response is not valid JSON: {cause}")
+            return error_line(f"server response is not valid JSON: {cause}")
     innermost = causes[-1]
-    return _one_line(f"{type(innermost).__name__}: {str(innermost) or type(innermost).__name__}")
+    return error_line(f"{type(innermost).__name__}: {str(innermost) or type(innermost).__name__}")
 
 
 class Extractor:
@@ -192,6 +240,7 @@ class Extractor:
         self.attempts = attempts
         self.max_wait_s = max_wait_s
         self.gate = PushbackGate()
+        self.key_check = KeyCheck()
         self.max_abstract_chars = max_abstract_chars(prompt, endpoint.context_tokens)
 
     def _wait(self, state: RetryCallState) -> float:
@@ -213,6 +262,8 @@ class Extractor:
             PAPER_TITLE.reset(token)
 
     def extract(self, paper: Paper) -> Extraction:
+        """The paper's tags, or its failure; raises KeyRejected, sending nothing, once the key is known to be wrong."""
+        self.key_check.raise_if_rejected()
         abstract, truncated = fit_abstract(paper.abstract, self.max_abstract_chars)
         started = time.perf_counter()
         retrying = Retrying(
@@ -230,8 +281,10 @@ class Extractor:
                 max_retries=self.validation_retries,
                 **chat_arguments(self.prompt, paper.title, abstract),
             )
-        except Exception as error:  # recorded per paper; the run goes on
+        except Exception as error:  # recorded per paper; the run goes on, unless the key is wrong
+            self.key_check.saw_failure(error)
             return Extraction(paper, None, None, 0, 0, time.perf_counter() - started, truncated, describe(error))
+        self.key_check.saw_success()
         usage = completion.usage
         tags, dropped = finish(tags, paper.title, abstract)
         return Extraction(

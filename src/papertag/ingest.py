@@ -31,7 +31,8 @@ class IngestReport:
     dropped_tags: int = 0  # removed by grounding: a hallucination rate
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    llm_seconds: float = 0.0
+    llm_seconds: float = 0.0  # summed request latency: with requests in parallel, more than the time it took
+    extraction_seconds: float = 0.0  # wall time of the extraction phase (after the endpoint is up)
     wall_seconds: float = 0.0
     interrupted: bool = False
     failures: list[tuple[str, str]] = field(default_factory=list)  # (paper id, error)
@@ -141,7 +142,9 @@ def ingest(
         # The endpoint (and the local model's load) is only paid for when there is work.
         with open_endpoint(spec, dataclasses.replace(options or BackendOptions(), papers=len(todo))) as endpoint:
             extractor = make_extractor(endpoint, prompt)
+            extraction_started = time.perf_counter()
             _run(store, todo, extractor, concurrency or endpoint.concurrency, spec, prompt, report, on_result, on_wait)
+            report.extraction_seconds = time.perf_counter() - extraction_started
     report.wall_seconds = time.perf_counter() - started
     return report
 

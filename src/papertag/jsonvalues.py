@@ -14,6 +14,8 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
 
+from .text import C1_AND_BIDI
+
 
 def json_ready(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, str)):
@@ -41,5 +43,8 @@ def _json_key(key: Any) -> str:
 
 
 def dumps(data: Any, **options: Any) -> str:
-    """json.dumps after json_ready; allow_nan=False makes any value that slipped through an error, never bad JSON."""
-    return json.dumps(json_ready(data), allow_nan=False, **options)
+    """json.dumps after json_ready; allow_nan=False makes any value that slipped through an error, never bad JSON.
+    The characters that reorder or control what a terminal shows are written as \\u escapes (they can only occur
+    inside strings), so the output is safe on a terminal and still the same data."""
+    text = json.dumps(json_ready(data), allow_nan=False, **options)
+    return C1_AND_BIDI.sub(lambda match: f"\\u{ord(match.group()):04x}", text)

@@ -51,24 +51,44 @@ class ParsedFile:
 def make_paper(title: str, abstract: str, source: str, given_id: object = None) -> Paper:
     title, abstract = clean_text(title), clean_text(abstract)  # no NULs or escapes reach the model or the database
     digest = content_hash(title, abstract)
-    paper_id = "" if given_id is None else str(given_id).strip()
-    paper_id = paper_id or digest[:16]  # a blank id is no id
+    # Ids are printed and typed back ('papertag show ID'), so they are cleaned like the text; one with nothing
+    # printable left is no id.
+    paper_id = "" if given_id is None else clean_text(str(given_id))
+    paper_id = paper_id or digest[:16]
     return Paper(id=paper_id, title=title, abstract=abstract, source=source, content_hash=digest)
 
 
+STDIN = Path("-")  # 'papertag ingest -' reads standard input
+STDIN_NAME = "<stdin>"  # its name in messages and in papers.source
+
+
+def read_input(path: Path) -> str:
+    """The text of an input file, or of standard input for '-'."""
+    if path == STDIN:
+        return _text(sys.stdin.buffer.read(), Path(STDIN_NAME))
+    return read_text(path)
+
+
 def read_text(path: Path) -> str:
+    return _text(_read_bytes(path), path)
+
+
+def _text(data: bytes, path: Path) -> str:
+    text = decode(data, path)
+    if not text.strip():
+        raise PapertagError(f"{path}: file is empty")
+    return text
+
+
+def _read_bytes(path: Path) -> bytes:
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise PapertagError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise PapertagError(f"{path}: is a directory, not a file") from None
     except OSError as error:
         raise PapertagError(f"{path}: cannot read ({error.strerror})") from None
-    text = decode(data, path)
-    if not text.strip():
-        raise PapertagError(f"{path}: file is empty")
-    return text
 
 
 def decode(data: bytes, path: Path) -> str:
@@ -108,13 +128,13 @@ def detect_format(path: Path, text: str) -> Format:
 
 
 def parse_file(path: Path, format: Format | None = None) -> ParsedFile:
-    text = read_text(path)
-    chosen = format or detect_format(path, text)
-    parsed = ParsedFile(path=str(path), format=chosen)
+    text = read_input(path)
+    chosen = format or detect_format(path, text)  # standard input has no extension: its content decides
+    parsed = ParsedFile(path=STDIN_NAME if path == STDIN else str(path), format=chosen)
     {"listing": _parse_listing, "jsonl": _parse_jsonl, "csv": _parse_csv}[chosen](text, parsed)
     if not parsed.papers:
         detail = "; ".join(parsed.problems[:3]) or _NO_PAPERS_HINT[chosen]
-        raise PapertagError(f"{path}: no abstracts found ({detail})")
+        raise PapertagError(f"{parsed.path}: no abstracts found ({detail})")
     return parsed
 
 

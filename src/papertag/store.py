@@ -441,8 +441,14 @@ class Store:
         self.con.execute("BEGIN")
         try:
             yield
-        except BaseException:
-            self.con.execute("ROLLBACK")
+        except BaseException as error:
+            try:
+                self.con.execute("ROLLBACK")
+            except duckdb.Error:
+                pass  # an interrupted statement may already have ended the transaction
+            if isinstance(error, RuntimeError) and "interrupted" in str(error).casefold():
+                # Ctrl-C inside a DuckDB call surfaces as RuntimeError("Query interrupted"); callers expect Ctrl-C.
+                raise KeyboardInterrupt from None
             raise
         self.con.execute("COMMIT")
 

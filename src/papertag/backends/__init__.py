@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..errors import PapertagError
+from ..redact import remember_secret
+from ..text import has_control_characters
 
 DEFAULT_MODEL_SPEC = "local"
 
@@ -22,6 +24,9 @@ class Endpoint:
     model: str  # the model name sent in requests
     context_tokens: int  # per request
     concurrency: int  # how many requests the endpoint serves at once by default
+
+    def __post_init__(self) -> None:
+        remember_secret(self.api_key)  # a server's error message may quote the key back
 
 
 # A backend opens an endpoint for the part of the spec after "prefix:" and closes it when done.
@@ -41,6 +46,8 @@ def _backends() -> dict[str, Backend]:
 
 
 def open_endpoint(spec: str, options: BackendOptions | None = None) -> AbstractContextManager[Endpoint]:
+    if has_control_characters(spec):  # it is stored with every extraction and printed: refused, not cleaned
+        raise PapertagError("the model spec has control characters or terminal escapes in it")
     prefix, _, rest = spec.partition(":")
     backends = _backends()
     if prefix not in backends:
