@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import os
 import secrets
 import shutil
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, TextIO
 
 from .errors import PapertagError
+from .jsonvalues import dumps
 from .queries import Reader
 
 
