@@ -18,7 +18,7 @@ from openai.types import Batch
 from pydantic import ValidationError
 
 from .backends import BackendOptions, Endpoint, open_endpoint
-from .errors import PapertagError
+from .errors import BackendError, ConfigurationError
 from .extract import (Extraction, chat_arguments, check_answer, describe, error_line, fit_abstract, max_abstract_chars,
                       response_format)
 from .ingest import canonical_spec, prepare
@@ -165,7 +165,7 @@ def check_spec(spec: str, base_url: str | None = None) -> None:
 
 def _endpoint(spec: str, base_url: str | None):
     if spec.partition(":")[0] != "openai":
-        raise PapertagError(f"batch jobs need an OpenAI model spec, openai:<model>, not {spec!r}")
+        raise ConfigurationError(f"batch jobs need an OpenAI model spec, openai:<model>, not {spec!r}")
     return open_endpoint(spec, BackendOptions(base_url=base_url))
 
 
@@ -179,7 +179,7 @@ def _api(doing: str) -> Iterator[None]:
     try:
         yield
     except openai.OpenAIError as error:
-        raise PapertagError(f"{doing}: {describe(error)}") from None
+        raise BackendError(f"{doing}: {describe(error)}") from None
 
 
 def _chunks(lines: list[tuple[Paper, bytes]]) -> Iterator[list[tuple[Paper, bytes]]]:

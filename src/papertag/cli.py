@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .backends import DEFAULT_MODEL_SPEC, BackendOptions
-from .errors import PapertagError
+from .errors import DatabaseError, InputError, PapertagError
 from .export import export_file, write_records
 from .jsonvalues import dumps
 from .prompts import load_prompt
@@ -79,6 +79,11 @@ def shown(value: Any) -> str:
     return escape(redact(clean_text(str(value))))
 
 
+# Every kind of PapertagError (InputError, DatabaseError, ConfigurationError, BackendError) exits 2: the command
+# could not do what was asked. 1 stays for runs that finished with some papers failed, 130 for Ctrl-C.
+ERROR_EXIT_CODE = 2
+
+
 def friendly_errors(command):
     """Known problems become one line on stderr and exit code 2, never a traceback."""
 
@@ -91,7 +96,7 @@ def friendly_errors(command):
                 sys.stdout.flush()  # a reader that has gone shows up here, not in the interpreter's last flush
         except PapertagError as error:
             err.print(f"[red]error:[/red] {shown(error)}", highlight=False)
-            raise typer.Exit(2) from None
+            raise typer.Exit(ERROR_EXIT_CODE) from None
         except BrokenPipeError:
             # `papertag export | head -1`: the reader has all it wants. Stop quietly with exit code 0, as cat does.
             _stdout_to_devnull()
@@ -332,7 +337,7 @@ def query(
 ) -> None:
     """Papers whose extracted tags match every given filter, e.g. --benchmark AgentBench."""
     if not any((benchmark, task, method, domain)):
-        raise PapertagError("give at least one of --benchmark, --task, --method, --domain")
+        raise InputError("give at least one of --benchmark, --task, --method, --domain")
     with Reader(db) as source:
         rows = source.query(benchmark=benchmark, task=task, method=method, domain=domain.value if domain else None)
     if as_json:
@@ -399,7 +404,7 @@ def export(
 ) -> None:
     """One record per paper: id, title, summary, tasks, methods, benchmarks, domain, model, prompt_version."""
     if export_format is ExportFormat.parquet and output is None:
-        raise PapertagError("--format parquet needs --output FILE")
+        raise InputError("--format parquet needs --output FILE")
     with Reader(db) as source:
         try:
             if output is None:
@@ -409,7 +414,7 @@ def export(
         except BrokenPipeError:
             raise  # the reader of stdout has gone: friendly_errors ends quietly
         except (OSError, duckdb.IOException) as error:
-            raise PapertagError(f"cannot write {output or 'to stdout'}: {str(error).splitlines()[0]}") from None
+            raise InputError(f"cannot write {output or 'to stdout'}: {str(error).splitlines()[0]}") from None
 
 
 @app.command()
@@ -579,7 +584,7 @@ app.add_typer(batch_app, name="batch")
 
 def _existing_store(db: Path) -> Store:
     if not db.exists():
-        raise PapertagError(f"no database at {db}; run 'papertag batch submit FILE --model openai:MODEL' first, or pass --db")
+        raise DatabaseError(f"no database at {db}; run 'papertag batch submit FILE --model openai:MODEL' first, or pass --db")
     return Store(db)
 
 

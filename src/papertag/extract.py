@@ -18,7 +18,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from .backends import Endpoint
 from .domains import refine_domain
-from .errors import PapertagError
+from .errors import BackendError
 from .grounding import ground
 from .prompts import Prompt
 from .redact import redact
@@ -100,7 +100,7 @@ class PushbackGate:
             time.sleep(delay)
 
 
-class KeyRejected(PapertagError):
+class KeyRejected(BackendError):
     """The server refused the key on every request so far; the papers not yet sent stay pending."""
 
 

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 import duckdb
 
-from .errors import PapertagError
+from .errors import DatabaseError, InputError, NotFound
 from .store import open_reader, rows_as_dicts
 from .text import tag_key
 
@@ -78,7 +78,7 @@ class Reader:
                 continue
             key = tag_key(value)
             if not key:
-                raise PapertagError(f"--{kind} {value!r} has no letters or digits to match")
+                raise InputError(f"--{kind} {value!r} has no letters or digits to match")
             match = "key = ?" if exact else "contains(key, ?)"
             matches.append(f"SELECT DISTINCT extraction_id FROM tags WHERE kind = ? AND {match}")
             params += [kind, key]
@@ -104,9 +104,9 @@ class Reader:
         )
         papers = rows_as_dicts(matches)
         if not papers:
-            raise PapertagError(f"no paper with id {paper_id!r}; 'papertag summaries --json' lists the ids")
+            raise NotFound(f"no paper with id {paper_id!r}; 'papertag summaries --json' lists the ids")
         if len(papers) > 1 and papers[0]["id"] != paper_id:
-            raise PapertagError(f"id prefix {paper_id!r} matches more than one paper; give more of it")
+            raise NotFound(f"id prefix {paper_id!r} matches more than one paper; give more of it")
         paper = papers[0]
         paper["extractions"] = rows_as_dicts(self.con.execute(
             """SELECT e.*, e.id IN (SELECT id FROM current_extractions) AS current
@@ -157,14 +157,14 @@ def run_read_only_sql(path: Path, sql: str, *, max_rows: int = DEFAULT_MAX_ROWS,
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as error:
-        raise PapertagError(f"SQL does not parse: {_error_line(error, path)}") from None
+        raise InputError(f"SQL does not parse: {_error_line(error, path)}") from None
     if not statements:
-        raise PapertagError("no SQL statement given")
+        raise InputError("no SQL statement given")
     for statement in statements:
         if statement.type != duckdb.StatementType.SELECT:
-            raise PapertagError(f"only SELECT queries are allowed here, not {statement.type.name}")
+            raise InputError(f"only SELECT queries are allowed here, not {statement.type.name}")
     if not path.exists():
-        raise PapertagError(f"no database at {path}; run 'papertag ingest FILE' first, or pass --db")
+        raise DatabaseError(f"no database at {path}; run 'papertag ingest FILE' first, or pass --db")
     con = open_reader(path, config={"enable_external_access": False, "autoload_known_extensions": False,
                                     "autoinstall_known_extensions": False, "lock_configuration": True})
     timer = threading.Timer(timeout_s, _interrupt, [con]) if timeout_s else None
@@ -177,9 +177,9 @@ def run_read_only_sql(path: Path, sql: str, *, max_rows: int = DEFAULT_MAX_ROWS,
         rows = relation.fetchmany(max_rows + 1) if max_rows else relation.fetchall()
         columns = relation.columns
     except duckdb.InterruptException:
-        raise PapertagError(f"query stopped after {timeout_s:g} s; --timeout SECONDS allows longer (0: no limit)") from None
+        raise InputError(f"query stopped after {timeout_s:g} s; --timeout SECONDS allows longer (0: no limit)") from None
     except duckdb.Error as error:
-        raise PapertagError(f"query failed: {_error_line(error, path)}") from None
+        raise InputError(f"query failed: {_error_line(error, path)}") from None
     finally:
         if timer:
             timer.cancel()

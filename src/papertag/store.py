@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 import duckdb
 import pyarrow as pa
 
-from .errors import PapertagError
+from .errors import DatabaseBusy, DatabaseError  # DatabaseBusy is also importable from here, as before
 from .sources import Paper
 from .text import tag_key
 
@@ -132,10 +132,6 @@ def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-class DatabaseBusy(PapertagError):
-    """Another process holds the database longer than this command is willing to wait."""
-
-
 READ_WAIT_S = 10.0  # a reader waits out the writer's short batch commits (tens of ms each)
 WRITE_WAIT_S = 10.0  # a writer waits out readers; an ingest keeps results in memory and tries again later
 LEGACY_TABLES = {"schema_migrations", "papers", "extractions", "tags"}  # databases made before the mark
@@ -145,7 +141,7 @@ def connect(path: Path, *, read_only: bool = False, wait_s: float | None = None,
             config: dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
     """Open the database, waiting with a short backoff while another process holds its lock."""
     if read_only and not path.exists():
-        raise PapertagError(f"no database at {path}; run 'papertag ingest FILE' first, or pass --db")
+        raise DatabaseError(f"no database at {path}; run 'papertag ingest FILE' first, or pass --db")
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + (READ_WAIT_S if read_only else WRITE_WAIT_S) if wait_s is None else time.monotonic() + wait_s
@@ -156,7 +152,7 @@ def connect(path: Path, *, read_only: bool = False, wait_s: float | None = None,
         except duckdb.IOException as error:
             message = str(error)
             if "lock" not in message.casefold():
-                raise PapertagError(f"cannot open database {path}: {message.splitlines()[0]}") from None
+                raise DatabaseError(f"cannot open database {path}: {message.splitlines()[0]}") from None
             if time.monotonic() + delay > deadline:
                 holder = re.search(r"PID \d+", message)
                 by = f" ({holder.group(0)})" if holder else ""
@@ -164,7 +160,7 @@ def connect(path: Path, *, read_only: bool = False, wait_s: float | None = None,
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
         except duckdb.Error as error:
-            raise PapertagError(f"{path} is not a papertag database: {str(error).splitlines()[0]}") from None
+            raise DatabaseError(f"{path} is not a papertag database: {str(error).splitlines()[0]}") from None
 
 
 def check_papertag(con: duckdb.DuckDBPyConnection, path: Path) -> int:
@@ -179,11 +175,11 @@ def check_papertag(con: duckdb.DuckDBPyConnection, path: Path) -> int:
         return 0
     if tables.get("schema_migrations") != PAPERTAG_MARK and not LEGACY_TABLES <= set(tables):
         names = ", ".join(sorted(tables)[:3]) + (", ..." if len(tables) > 3 else "")
-        raise PapertagError(f"{path} is not a papertag database (it has other tables: {names or 'views'}); "
+        raise DatabaseError(f"{path} is not a papertag database (it has other tables: {names or 'views'}); "
                             "pass a new file with --db")
     version = con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
     if version > SCHEMA_VERSION:
-        raise PapertagError(f"database {path} was written by a newer papertag (schema {version}, this one knows "
+        raise DatabaseError(f"database {path} was written by a newer papertag (schema {version}, this one knows "
                             f"{SCHEMA_VERSION}); upgrade papertag")
     return version
 
@@ -193,7 +189,7 @@ def open_reader(path: Path, *, config: dict[str, Any] | None = None) -> duckdb.D
     con = connect(path, read_only=True, config=config)
     try:
         if check_papertag(con, path) == 0:
-            raise PapertagError(f"no papers in {path} yet; run 'papertag ingest FILE' first")
+            raise DatabaseError(f"no papers in {path} yet; run 'papertag ingest FILE' first")
     except BaseException:
         con.close()
         raise

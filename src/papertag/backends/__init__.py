@@ -7,7 +7,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..errors import PapertagError
+from ..errors import ConfigurationError
 from ..redact import remember_secret
 from ..text import has_control_characters
 
@@ -47,11 +47,11 @@ def _backends() -> dict[str, Backend]:
 
 def open_endpoint(spec: str, options: BackendOptions | None = None) -> AbstractContextManager[Endpoint]:
     if has_control_characters(spec):  # it is stored with every extraction and printed: refused, not cleaned
-        raise PapertagError("the model spec has control characters or terminal escapes in it")
+        raise ConfigurationError("the model spec has control characters or terminal escapes in it")
     prefix, _, rest = spec.partition(":")
     backends = _backends()
     if prefix not in backends:
-        raise PapertagError(
+        raise ConfigurationError(
             f"unknown model spec {spec!r}: use local, local:fast, local:/path/model.gguf or openai:<model>"
         )
     return backends[prefix](rest, options or BackendOptions())

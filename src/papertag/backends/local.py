@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .. import weights
-from ..errors import PapertagError
+from ..errors import BackendError, ConfigurationError
 from . import BackendOptions, Endpoint
 
 NAMED_MODELS = {"": weights.QWEN_1_5B, "fast": weights.QWEN_0_5B}
@@ -26,7 +26,7 @@ def resolve_model_path(name: str) -> Path:
         return weights.assemble(NAMED_MODELS[name])
     path = Path(name).expanduser()
     if not path.is_file():
-        raise PapertagError(f"model file {path} does not exist (local:PATH needs a .gguf file)")
+        raise ConfigurationError(f"model file {path} does not exist (local:PATH needs a .gguf file)")
     return path
 
 
@@ -40,11 +40,11 @@ def choose_slots(papers: int | None, configured: str | None) -> int:
 @contextmanager
 def open_endpoint(name: str, options: BackendOptions) -> Iterator[Endpoint]:
     if options.base_url:
-        raise PapertagError("--base-url goes with openai:<model>, not with the embedded local model")
+        raise ConfigurationError("--base-url goes with openai:<model>, not with the embedded local model")
     try:
         import xllamacpp
     except ImportError:
-        raise PapertagError("the local model needs the 'local' extra: pip install 'papertag[local]'") from None
+        raise ConfigurationError("the local model needs the 'local' extra: pip install 'papertag[local]'") from None
 
     path = resolve_model_path(name)
     slots = choose_slots(options.papers, os.environ.get("PAPERTAG_LOCAL_SLOTS"))
@@ -66,7 +66,7 @@ def open_endpoint(name: str, options: BackendOptions) -> Iterator[Endpoint]:
     try:
         server = xllamacpp.Server(params)
     except Exception as error:  # the C++ side reports a bad GGUF as a generic error
-        raise PapertagError(f"llama.cpp could not load {path}: {error}") from None
+        raise BackendError(f"llama.cpp could not load {path}: {error}") from None
     try:
         yield Endpoint(
             spec="local" + (f":{name}" if name else ""),
