@@ -23,6 +23,7 @@ from .extract import (Extraction, chat_arguments, check_answer, describe, error_
                       response_format)
 from .ingest import canonical_spec, prepare
 from .prompts import Prompt
+from .settings import Settings
 from .sources import Paper
 from .store import Store, _now, rows_as_dicts
 
@@ -81,10 +82,11 @@ def request_line(paper: Paper, model: str, prompt: Prompt, max_chars: int, schem
     return {"custom_id": paper.id, "method": "POST", "url": CHAT_ENDPOINT, "body": body}
 
 
-def submit(store: Store, papers: list[Paper], *, spec: str, prompt: Prompt, base_url: str | None = None) -> SubmitReport:
+def submit(store: Store, papers: list[Paper], *, spec: str, prompt: Prompt, base_url: str | None = None,
+           settings: Settings | None = None) -> SubmitReport:
     """Add the papers to the store and submit every one not yet tagged by this model and prompt as batch jobs."""
     spec = canonical_spec(spec)
-    with _endpoint(spec, base_url) as endpoint:  # a bad spec or missing key fails before anything is written
+    with _endpoint(spec, base_url, settings) as endpoint:  # a bad spec or missing key fails before anything is written
         # The same cache rule as ingest, plus papers already waiting in a batch.
         work = prepare(store, papers, spec, prompt)
         report = SubmitReport(papers=work.papers, new_or_changed=work.new_or_changed, cached=work.cached,
@@ -117,11 +119,11 @@ def submit(store: Store, papers: list[Paper], *, spec: str, prompt: Prompt, base
     return report
 
 
-def status(store: Store) -> list[JobStatus]:
+def status(store: Store, settings: Settings | None = None) -> list[JobStatus]:
     """Every uncollected job as the API sees it now."""
     statuses = []
     for job in _uncollected_jobs(store):
-        batch = _retrieve(_job_client(job), job)
+        batch = _retrieve(_job_client(job, settings), job)
         error = _batch_error(batch)
         _update_job(store, job["batch_id"], batch.status, error)
         counts = batch.request_counts
@@ -133,11 +135,11 @@ def status(store: Store) -> list[JobStatus]:
     return statuses
 
 
-def collect(store: Store, prompt: Prompt) -> list[CollectReport]:
+def collect(store: Store, prompt: Prompt, settings: Settings | None = None) -> list[CollectReport]:
     """Store the results of every finished, uncollected job; report the others. Each job is collected once."""
     reports = []
     for job in _uncollected_jobs(store):
-        client = _job_client(job)
+        client = _job_client(job, settings)
         batch = _retrieve(client, job)
         error = _batch_error(batch)
         report = CollectReport(job["batch_id"], batch.status, "pending", error=error)
@@ -157,16 +159,16 @@ def collect(store: Store, prompt: Prompt) -> list[CollectReport]:
     return reports
 
 
-def check_spec(spec: str, base_url: str | None = None) -> None:
+def check_spec(spec: str, base_url: str | None = None, settings: Settings | None = None) -> None:
     """Fail on one line, before anything is written, if the spec cannot be used for batch jobs."""
-    with _endpoint(canonical_spec(spec), base_url):
+    with _endpoint(canonical_spec(spec), base_url, settings):
         pass
 
 
-def _endpoint(spec: str, base_url: str | None):
+def _endpoint(spec: str, base_url: str | None, settings: Settings | None):
     if spec.partition(":")[0] != "openai":
         raise ConfigurationError(f"batch jobs need an OpenAI model spec, openai:<model>, not {spec!r}")
-    return open_endpoint(spec, BackendOptions(base_url=base_url))
+    return open_endpoint(spec, BackendOptions(base_url=base_url, settings=settings or Settings.from_env()))
 
 
 def _client(endpoint: Endpoint) -> openai.OpenAI:
@@ -224,9 +226,9 @@ def _update_job(store: Store, batch_id: str, batch_status: str, error: str | Non
     )
 
 
-def _job_client(job: dict[str, Any]) -> openai.OpenAI:
-    # The key comes from the environment each time; only the base URL is stored.
-    with _endpoint(job["model"], job["base_url"]) as endpoint:
+def _job_client(job: dict[str, Any], settings: Settings | None) -> openai.OpenAI:
+    # The key comes from the settings (the environment) each time; only the base URL is stored.
+    with _endpoint(job["model"], job["base_url"], settings) as endpoint:
         return _client(endpoint)
 
 

@@ -27,6 +27,7 @@ from .prompts import load_prompt
 from .queries import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT_S, Reader, run_read_only_sql
 from .redact import redact
 from .schema import DOMAINS
+from .settings import Settings
 from .sources import FORMATS, parse_file
 from .store import Store
 from .text import clean_text
@@ -206,6 +207,7 @@ def ingest_command(
     Papers already extracted by the same model and prompt version are skipped at no cost.
     Exit code: 0 when every paper succeeded, 1 when any failed or input lines were skipped, 2 on bad input, 130 on Ctrl-C.
     """
+    settings = Settings.from_env()
     parsed = [parse_file(path, input_format.value if input_format else None) for path in paths]
     problems = [f"{item.path}: {problem}" for item in parsed for problem in item.problems]
     for problem in problems:
@@ -226,7 +228,7 @@ def ingest_command(
                         progress.update(task, description=f"extracting with {shown(model)}")
 
                 report = ingest(
-                    store, papers, spec=model, prompt=prompt, options=BackendOptions(base_url=base_url),
+                    store, papers, spec=model, prompt=prompt, options=BackendOptions(base_url=base_url, settings=settings),
                     concurrency=concurrency, force=force, retry_failed_only=retry_failed,
                     on_start=on_start, on_result=lambda result: _advance(progress, task, result),
                     on_wait=lambda message: progress.console.print(f"[yellow]waiting[/yellow] {shown(message)}"),
@@ -469,9 +471,10 @@ def eval_command(
     Extractions are cached, so re-scoring an unchanged model and prompt makes no LLM call. Every run is stored;
     --compare A B shows what a prompt or model change did.
     """
+    settings = Settings.from_env()
     with OrderlyStop() as stop:
         try:
-            _eval(gold, limit, split, model, base_url, show_errors, compare_runs, history, db, as_json)
+            _eval(settings, gold, limit, split, model, base_url, show_errors, compare_runs, history, db, as_json)
         except BaseException as error:
             if stop.signal is None and not isinstance(error, KeyboardInterrupt):
                 raise
@@ -479,7 +482,7 @@ def eval_command(
             stop.leave()
 
 
-def _eval(gold: Path, limit: Optional[int], split: Split, model: str, base_url: Optional[str], show_errors: bool,
+def _eval(settings: Settings, gold: Path, limit: Optional[int], split: Split, model: str, base_url: Optional[str], show_errors: bool,
           compare_runs: Optional[tuple[int, int]], history: bool, db: Path, as_json: bool) -> None:
     from .evals import HISTORY_METRICS, compare, is_scitldr, load_gold, load_scitldr, metric, run_eval, run_summary_eval
 
@@ -509,7 +512,7 @@ def _eval(gold: Path, limit: Optional[int], split: Split, model: str, base_url: 
     with _eval_store(db) as store, _progress() as progress:
         task = progress.add_task("eval", total=None, ok=0, failed=0, tokens=0)
         doing = "summarising" if scitldr else "tagging"
-        evaluate = {"spec": model, "prompt": prompt, "options": BackendOptions(base_url=base_url),
+        evaluate = {"spec": model, "prompt": prompt, "options": BackendOptions(base_url=base_url, settings=settings),
                     "on_start": lambda total: progress.update(task, total=total, description=f"{doing} with {shown(model)}"),
                     "on_result": lambda result: _advance(progress, task, result)}
         if scitldr:
@@ -606,14 +609,15 @@ def batch_submit_command(
     """
     from . import batch
 
+    settings = Settings.from_env()
     parsed = [parse_file(path, input_format.value if input_format else None) for path in paths]
     problems = [f"{item.path}: {problem}" for item in parsed for problem in item.problems]
     for problem in problems:
         err.print(f"[yellow]skipped[/yellow] {shown(problem)}", highlight=False)
-    batch.check_spec(model, base_url)  # a wrong spec or a missing key writes nothing
+    batch.check_spec(model, base_url, settings)  # a wrong spec or a missing key writes nothing
     store = Store(db)
     try:
-        report = batch.submit(store, [paper for item in parsed for paper in item.papers], spec=model, prompt=load_prompt(), base_url=base_url)
+        report = batch.submit(store, [paper for item in parsed for paper in item.papers], spec=model, prompt=load_prompt(), base_url=base_url, settings=settings)
     finally:
         store.close()
     data = dataclasses.asdict(report) | {"skipped_input_lines": len(problems), "db": str(db)}
@@ -636,9 +640,10 @@ def batch_status_command(db: DbOption = DEFAULT_DB, as_json: JsonOption = False)
     """Each batch job not yet collected: its status and request counts, as the API reports them now."""
     from . import batch
 
+    settings = Settings.from_env()
     store = _existing_store(db)
     try:
-        jobs = [dataclasses.asdict(job) for job in batch.status(store)]
+        jobs = [dataclasses.asdict(job) for job in batch.status(store, settings)]
     finally:
         store.close()
     if as_json:
@@ -662,9 +667,10 @@ def batch_collect_command(db: DbOption = DEFAULT_DB, as_json: JsonOption = False
     """
     from . import batch
 
+    settings = Settings.from_env()
     store = _existing_store(db)
     try:
-        reports = batch.collect(store, load_prompt())
+        reports = batch.collect(store, load_prompt(), settings)
     finally:
         store.close()
     if as_json:

@@ -47,12 +47,6 @@ QWEN_0_5B = PackagedModel(
 )
 
 
-def cache_dir() -> Path:
-    override = os.environ.get("PAPERTAG_CACHE_DIR")
-    base = Path(override) if override else Path.home() / ".cache" / "papertag"
-    return base / "models"
-
-
 def sha256_of(path: Path) -> str:
     with path.open("rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
@@ -74,9 +68,10 @@ def chunk_paths(model: PackagedModel) -> list[Path]:
     return paths
 
 
-def assemble(model: PackagedModel, directory: Path | None = None) -> Path:
-    """Return the verified GGUF path, concatenating the chunk packages into the cache on first use."""
-    target = (directory or cache_dir()) / model.filename
+def assemble(model: PackagedModel, directory: Path) -> Path:
+    """Return the verified GGUF path, concatenating the chunk packages into `directory` (Settings.models_dir) on
+    first use."""
+    target = directory / model.filename
     if not target.exists():
         parts = chunk_paths(model)
         target.parent.mkdir(parents=True, exist_ok=True)
