@@ -556,11 +556,8 @@ def _stored_eval_runs(db: Path) -> list[dict[str, Any]]:
     """Reading the history needs no database: without one there are no runs, and none is created."""
     if not db.exists():
         return []
-    store = Store(db)
-    try:
-        return store.eval_runs()
-    finally:
-        store.close()
+    with Reader(db) as reader:
+        return reader.eval_runs()
 
 
 @contextmanager

@@ -15,6 +15,7 @@ from .prompts import Prompt
 from .schema import DOMAINS
 from .scoring import paper_errors, score, score_tldrs
 from .sources import Paper, make_paper, read_text
+from .queries import Reader
 from .store import Store
 
 GOLD_LIST_FIELDS = ("tasks", "methods", "benchmarks")
@@ -131,7 +132,9 @@ def _tag_and_score(
                                   on_start=on_start, on_result=on_result, **extra)
     if report.interrupted:
         raise KeyboardInterrupt  # finished papers are cached; a partial run is neither scored nor stored
-    predictions = store.predictions(spec, prompt)
+    store.release()  # let go of the file for the reader; save_eval_run opens it again
+    with Reader(store.path) as reader:
+        predictions = reader.predictions(spec, prompt)
     run = {
         "model": spec,
         "prompt_version": prompt.version,

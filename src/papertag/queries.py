@@ -6,13 +6,16 @@ import json
 import re
 import threading
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import duckdb
 
 from .errors import DatabaseError, InputError, NotFound
 from .store import open_reader, rows_as_dicts
 from .text import tag_key
+
+if TYPE_CHECKING:
+    from .prompts import Prompt
 
 # One record per paper with its current extraction; tag lists keep the model's order.
 RECORD_COLUMNS = """p.id, p.title, e.summary,
@@ -132,6 +135,28 @@ class Reader:
                ORDER BY papers DESC, t.kind, value""",
             [kind, kind],
         ))
+
+    def predictions(self, model: str, prompt: Prompt) -> dict[str, dict[str, Any]]:
+        """Each paper's good extraction by this model and prompt, as the labels the eval scorer compares."""
+        rows = rows_as_dicts(self.con.execute(
+            """SELECT e.paper_id, e.summary, e.domain,
+                   coalesce(list(t.value ORDER BY t.position) FILTER (WHERE t.kind = 'task'), []) AS tasks,
+                   coalesce(list(t.value ORDER BY t.position) FILTER (WHERE t.kind = 'method'), []) AS methods,
+                   coalesce(list(t.value ORDER BY t.position) FILTER (WHERE t.kind = 'benchmark'), []) AS benchmarks
+               FROM extractions e JOIN papers p ON p.id = e.paper_id AND p.content_hash = e.content_hash
+               LEFT JOIN tags t ON t.extraction_id = e.id
+               WHERE e.status = 'ok' AND e.model = ? AND e.prompt_version = ? AND e.schema_version = ?
+               GROUP BY ALL""",
+            [model, prompt.version, prompt.schema_version],
+        ))
+        return {row.pop("paper_id"): row for row in rows}
+
+    def eval_runs(self) -> list[dict[str, Any]]:
+        """Every stored eval run, oldest first, with its metrics."""
+        runs = rows_as_dicts(self.con.execute("SELECT * FROM eval_runs ORDER BY id"))
+        for run in runs:
+            run["metrics"] = json.loads(run["metrics"])
+        return runs
 
 
 # An absolute path in a message: /a/b, ~/a or C:\a (a URL such as s3://bucket/x names no local file).
