@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import duckdb
 
 from .errors import DatabaseError, InputError, NotFound
+from .schema import DOMAINS
 from .store import open_reader, rows_as_dicts
 from .text import tag_key
 
@@ -49,6 +50,9 @@ MATCHED_RECORDS = f"""
 """
 
 
+TAG_KINDS = ("task", "method", "benchmark")
+
+
 class Reader:
     def __init__(self, path: Path):
         self.con = open_reader(path)
@@ -74,7 +78,12 @@ class Reader:
 
     def query(self, *, benchmark: str | None = None, task: str | None = None,
               method: str | None = None, domain: str | None = None) -> list[dict[str, Any]]:
-        """Benchmarks match the whole normalised key; tasks and methods match a part of it."""
+        """Benchmarks match the whole normalised key; tasks and methods match a part of it. At least one filter is
+        needed: all papers are what summaries() and export() are for."""
+        if not any((benchmark, task, method, domain)):
+            raise InputError("give at least one of --benchmark, --task, --method, --domain")
+        if domain is not None and domain not in DOMAINS:
+            raise InputError(f"unknown domain {domain!r} (use one of: {', '.join(DOMAINS)})")
         matches, params = [], []
         for kind, value, exact in (("benchmark", benchmark, True), ("task", task, False), ("method", method, False)):
             if value is None:
@@ -127,6 +136,8 @@ class Reader:
 
     def tags(self, kind: str | None = None) -> list[dict[str, Any]]:
         """Each tag once per normalised key, shown in its most common spelling."""
+        if kind not in (None, *TAG_KINDS):
+            raise InputError(f"unknown tag kind {kind!r} (use one of: {', '.join(TAG_KINDS)})")
         return rows_as_dicts(self.con.execute(
             """SELECT t.kind, mode(t.value) AS value, t.key, count(DISTINCT t.paper_id) AS papers
                FROM tags t JOIN current_extractions e ON e.id = t.extraction_id

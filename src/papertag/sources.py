@@ -9,7 +9,7 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Iterable, Literal, Union
 
 from .errors import InputError
 from .text import clean_text, content_hash
@@ -136,6 +136,36 @@ def parse_file(path: Path, format: Format | None = None) -> ParsedFile:
         detail = "; ".join(parsed.problems[:3]) or _NO_PAPERS_HINT[chosen]
         raise InputError(f"{parsed.path}: no abstracts found ({detail})")
     return parsed
+
+
+@dataclass
+class Inputs:
+    """Papers read from input files (or given as Paper objects), and the records skipped, each naming its file and
+    line: a run goes on without them and reports them."""
+
+    papers: list[Paper] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+Source = Union[Path, str, Paper]
+
+
+def read_inputs(sources: Source | Iterable[Source], format: Format | None = None) -> Inputs:
+    """Every file parsed before anything is done with them, so a bad file fails alone and first; '-' is standard
+    input. Paper objects pass through as they are."""
+    if format is not None and format not in FORMATS:
+        raise InputError(f"unknown input format {format!r} (use one of: {', '.join(FORMATS)})")
+    if isinstance(sources, (Path, str, Paper)):
+        sources = [sources]
+    inputs = Inputs()
+    for source in sources:
+        if isinstance(source, Paper):
+            inputs.papers.append(source)
+            continue
+        parsed = parse_file(Path(source), format)
+        inputs.papers += parsed.papers
+        inputs.problems += [f"{parsed.path}: {problem}" for problem in parsed.problems]
+    return inputs
 
 
 _NO_PAPERS_HINT = {
