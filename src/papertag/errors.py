@@ -11,7 +11,7 @@ class InputError(PapertagError):
 
 
 class NotFound(InputError):
-    """An id (a paper, an eval run) that does not exist, or a prefix that names more than one."""
+    """An id (a paper, an eval run) that does not exist."""
 
 
 class DatabaseError(PapertagError):

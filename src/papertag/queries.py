@@ -118,7 +118,7 @@ class Reader:
         if not papers:
             raise NotFound(f"no paper with id {paper_id!r}; 'papertag summaries --json' lists the ids")
         if len(papers) > 1 and papers[0]["id"] != paper_id:
-            raise NotFound(f"id prefix {paper_id!r} matches more than one paper; give more of it")
+            raise InputError(f"id prefix {paper_id!r} matches more than one paper; give more of it")
         paper = papers[0]
         paper["extractions"] = rows_as_dicts(self.con.execute(
             """SELECT e.*, e.id IN (SELECT id FROM current_extractions) AS current
