@@ -207,7 +207,7 @@ def ingest_command(
     inputs = read_inputs(paths, input_format.value if input_format else None)
     for problem in inputs.problems:
         err.print(f"[yellow]skipped[/yellow] {shown(problem)}", highlight=False)
-    from .ingest import IngestReport
+    from .ingest import IngestReport, RunInterrupted
 
     report = IngestReport(input_problems=inputs.problems)
     progress = _progress()
@@ -229,6 +229,9 @@ def ingest_command(
                 )
             finally:
                 progress.stop()
+        except RunInterrupted as interrupted:
+            report = interrupted.report
+            report.input_problems = inputs.problems
         except BaseException as error:
             if stop.signal is None and not isinstance(error, KeyboardInterrupt):
                 raise

@@ -130,8 +130,6 @@ def _tag_and_score(
     extra = {"make_extractor": make_extractor} if make_extractor else {}
     report: IngestReport = ingest(store, papers, spec=spec, prompt=prompt, options=options,
                                   on_start=on_start, on_result=on_result, **extra)
-    if report.interrupted:
-        raise KeyboardInterrupt  # finished papers are cached; a partial run is neither scored nor stored
     store.release()  # let go of the file for the reader; save_eval_run opens it again
     with Reader(store.path) as reader:
         predictions = reader.predictions(spec, prompt)

@@ -19,6 +19,14 @@ FLUSH_EVERY_N = 64  # "a few dozen": bounds the loss when papers finish faster t
 BUSY_WAIT_S = 0.2  # how long a flush waits for readers before keeping its papers for the next one
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM) stopped a run; every finished paper was committed. Carries the run's report."""
+
+    def __init__(self, report: "IngestReport"):
+        super().__init__()
+        self.report = report
+
+
 @dataclass
 class IngestReport:
     papers: int = 0
@@ -164,6 +172,8 @@ def ingest(
     on_wait: Callable[[str], None] = lambda message: None,
     make_extractor: Callable = Extractor,
 ) -> IngestReport:
+    """Tag the papers not yet done. On Ctrl-C, every finished paper is committed, then RunInterrupted (a
+    KeyboardInterrupt carrying the report) is raised."""
     started = time.perf_counter()
     spec = canonical_spec(spec)
     work = prepare(store, papers, spec, prompt, force=force, retry_failed_only=retry_failed_only)
@@ -178,6 +188,9 @@ def ingest(
             extractor = make_extractor(endpoint, prompt)
             extraction_started = time.perf_counter()
             _run(store, todo, extractor, concurrency or endpoint.concurrency, spec, prompt, report, on_result, on_wait)
+            if report.interrupted:
+                # Raised inside the endpoint's block, so a backend can skip a slow orderly stop: the caller exits.
+                raise RunInterrupted(report)
             report.extraction_seconds = time.perf_counter() - extraction_started
     report.wall_seconds = time.perf_counter() - started
     return report

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -18,6 +19,8 @@ CONTEXT_PER_SLOT = 4096
 # papers/min (parallel slots batch the decoding). But each extra slot first reads the ~1,300-token static prompt
 # prefix itself (~23 s here), so 4 slots only win from about 50 papers on.
 MANY_SLOTS = 4
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+_LEFT_RUNNING: list = []  # servers not stopped after Ctrl-C (see open_endpoint)
 MIN_PAPERS_FOR_MANY_SLOTS = 50
 
 
@@ -65,10 +68,15 @@ def open_endpoint(name: str, options: BackendOptions) -> Iterator[Endpoint]:
     params.warmup = False
     params.ui = False
     params.verbosity = -1  # llama.cpp's own logging would tear the progress bar
+    # A Ctrl-C that lands while llama.cpp loads the model hangs the load for good (measured), so SIGINT and SIGTERM
+    # wait until it is done; the threads it starts inherit the mask and never see them.
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         server = xllamacpp.Server(params)
     except Exception as error:  # the C++ side reports a bad GGUF as a generic error
         raise BackendError(f"llama.cpp could not load {path}: {error}") from None
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # a signal that came meanwhile is handled here
     try:
         yield Endpoint(
             spec="local" + (f":{name}" if name else ""),
@@ -79,5 +87,10 @@ def open_endpoint(name: str, options: BackendOptions) -> Iterator[Endpoint]:
             concurrency=slots,
             timeout_s=settings.timeout_s,
         )
+    except KeyboardInterrupt:
+        # Stopping llama.cpp waits for every slot's answer in progress, minutes on a CPU (measured: still waiting
+        # after 300 s). After Ctrl-C the process is about to exit, so the server is left to end with it.
+        _LEFT_RUNNING.append(server)
+        raise
     finally:
         del server  # the server stops with its Python object
