@@ -139,20 +139,32 @@ class Reader:
         if not has_vector:
             raise PapertagError(f"paper {paper['id']!r} has no embedding yet (added before 'similar' existed); "
                                 "'papertag embed' computes the missing ones")
-        # A full scan: one dot product per stored paper text (~0.1 s per 100k here); see docs/scaling.md.
-        return rows_as_dicts(self.con.execute(
-            """WITH target AS (SELECT vector FROM paper_vectors WHERE content_hash = ? AND model = ?)
-               SELECT p.id, p.title, e.summary, e.domain,
-                   array_cosine_similarity(v.vector, target.vector) AS score
-               FROM papers p
-               JOIN paper_vectors v ON v.content_hash = p.content_hash AND v.model = ?
-               CROSS JOIN target
-               LEFT JOIN current_extractions e ON e.paper_id = p.id
-               WHERE p.id <> ?
-               ORDER BY score DESC, p.id
-               LIMIT ?""",
-            [paper["content_hash"], EMBEDDING_MODEL, EMBEDDING_MODEL, paper["id"], max(0, limit)],
-        ))
+        # The nearest texts first, from the vectors alone (a full scan: one cosine per stored text), then their
+        # papers: joining every paper before the top-k costs more than the scan itself. The paper's own text is
+        # among the nearest, and a text that no paper has any more (its paper changed) finds no paper, so ask
+        # for more texts until enough papers come back.
+        texts = limit + 1
+        while True:
+            rows = rows_as_dicts(self.con.execute(
+                """WITH target AS (SELECT vector FROM paper_vectors WHERE content_hash = ? AND model = ?),
+                   nearest AS (
+                       SELECT v.content_hash, array_cosine_similarity(v.vector, target.vector) AS score
+                       FROM paper_vectors v CROSS JOIN target WHERE v.model = ?
+                       ORDER BY score DESC LIMIT ?)
+                   SELECT p.id, p.title, e.summary, e.domain, n.score
+                   FROM nearest n
+                   JOIN papers p ON p.content_hash = n.content_hash
+                   LEFT JOIN current_extractions e ON e.paper_id = p.id
+                   WHERE p.id <> ?
+                   ORDER BY n.score DESC, p.id""",
+                [paper["content_hash"], EMBEDDING_MODEL, EMBEDDING_MODEL, texts, paper["id"]],
+            ))
+            if len(rows) >= limit or texts >= self._vector_count():
+                return rows[:max(0, limit)]
+            texts *= 4
+
+    def _vector_count(self) -> int:
+        return self.con.execute("SELECT count(*) FROM paper_vectors WHERE model = ?", [EMBEDDING_MODEL]).fetchone()[0]
 
     def papers_without_vectors(self) -> int:
         """Papers that 'similar' cannot compare yet (ingested before it existed)."""
