@@ -145,3 +145,24 @@ def test_a_file_that_does_not_match_its_pin_is_refused():
     missing = PackagedFile("no_such_package_here", "no-such-package", "model.onnx", "0" * 64)
     with pytest.raises(PapertagError, match="not installed"):
         missing.verified_path()
+
+
+def test_vectors_of_changed_texts_leave_no_gap(fake_server, tmp_path):
+    ingest(fake_server, write_papers(tmp_path / "papers.jsonl", PAPERS))
+    changed = [dict(paper, abstract=paper["abstract"] + " We release code.") for paper in PAPERS if paper["id"] != "grasp"]
+    assert ingest(fake_server, write_papers(tmp_path / "changed.jsonl", changed))["embedded"] == 3
+    assert len(vector_rows(tmp_path / "papertag.duckdb")) == 7  # the old texts' vectors stay, like old extractions
+    found = json.loads(cli("similar", "grasp", "--limit", "3", "--json").stdout)
+    assert sorted(row["id"] for row in found) == ["protein-a", "protein-b", "sql"]
+
+
+def test_database_from_before_similar_is_upgraded_by_embed(fake_server, tmp_path):
+    ingest(fake_server, write_papers(tmp_path / "papers.jsonl", PAPERS))
+    db = tmp_path / "papertag.duckdb"
+    with duckdb.connect(str(db)) as con:  # schema 4: no vector table yet
+        con.execute("DROP TABLE paper_vectors; DELETE FROM schema_migrations WHERE version = 5")
+    result = cli("similar", "protein-a")
+    assert result.exit_code == 2 and "papertag embed" in result.stderr and "Traceback" not in result.output
+    assert json.loads(cli("embed", "--json").stdout)["embedded"] == 4
+    result = cli("similar", "protein-a", "--json")
+    assert json.loads(result.stdout)[0]["id"] == "protein-b" and "note" not in result.stderr
