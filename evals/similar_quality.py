@@ -138,13 +138,14 @@ def markdown(rows: dict[str, dict[str, float]], timing: dict, k: int) -> str:
     """The section of evals/RESULTS.md (evals/make_results.py includes it)."""
     metrics = list(next(iter(rows.values())))
     lines = [
-        f"## Similar papers (`papertag similar`): neighbours on the {timing['papers']} gold papers", "",
+        f"## Similar papers (`papertag similar`): neighbours among the {timing['papers']} gold papers", "",
         "`.venv/bin/python evals/similar_quality.py` (no model call, no database). For each gold paper, its "
         f"{k} nearest other gold papers by each method; the share of those neighbours with the same gold domain, and "
         "with at least one gold task or benchmark in common, matched by tag key (case, punctuation and spacing "
         "folded) or by the eval scorer's rules (word-set Jaccard ≥ 0.5 for tasks, benchmark name variants). "
         "Gold tasks are specific phrases that few papers share, so the second measure is low for every method; "
-        "the random row is its floor.", "",
+        f"the random row is its floor. Each share is over {timing['papers']} × {k} = {timing['papers'] * k} "
+        "neighbours, so a difference under about 0.05 is within noise.", "",
         f"| method ({k} neighbours per paper) | " + " | ".join(metrics) + " |",
         "|---|" + "---|" * len(metrics),
     ]
