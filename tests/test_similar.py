@@ -2,6 +2,8 @@
 
 import json
 import socket
+import subprocess
+import sys
 
 import duckdb
 import pytest
@@ -166,3 +168,14 @@ def test_database_from_before_similar_is_upgraded_by_embed(fake_server, tmp_path
     assert json.loads(cli("embed", "--json").stdout)["embedded"] == 4
     result = cli("similar", "protein-a", "--json")
     assert json.loads(result.stdout)[0]["id"] == "protein-b" and "note" not in result.stderr
+
+
+def test_reading_similar_papers_loads_no_model_runtime(fake_server, tmp_path):
+    ingest(fake_server, write_papers(tmp_path / "papers.jsonl", PAPERS))
+    code = ("import sys; from pathlib import Path; from papertag.queries import Reader; "
+            f"found = Reader(Path({str(tmp_path / 'papertag.duckdb')!r})).similar('protein-a'); "
+            "assert found[0]['id'] == 'protein-b'; "
+            "print(sorted(m for m in ('onnxruntime', 'tokenizers', 'openai', 'instructor') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

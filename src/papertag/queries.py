@@ -137,8 +137,8 @@ class Reader:
             [paper["content_hash"], EMBEDDING_MODEL],
         ).fetchone()[0]
         if not has_vector:
-            raise PapertagError(f"paper {paper['id']!r} has no embedding yet (added before 'similar' existed); "
-                                "'papertag embed' computes the missing ones")
+            # Papers added before 'similar' existed, by 'batch submit', or by an ingest stopped before its last step.
+            raise PapertagError(f"paper {paper['id']!r} has no embedding yet; 'papertag embed' computes the missing ones")
         # The nearest texts first, from the vectors alone (a full scan: one cosine per stored text), then their
         # papers: joining every paper before the top-k costs more than the scan itself. The paper's own text is
         # among the nearest, and a text that no paper has any more (its paper changed) finds no paper, so ask
