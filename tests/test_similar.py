@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from papertag.cli import app
 from papertag.embed import MODEL_NAME, ONNX_MODEL, Embedder, PackagedFile
-from papertag.errors import PapertagError
+from papertag.errors import DatabaseError, NotFound, PapertagError
 from papertag.queries import Reader
 
 runner = CliRunner()
@@ -179,3 +179,16 @@ def test_reading_similar_papers_loads_no_model_runtime(fake_server, tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_library_similar_embed_and_missing_count(fake_server, tmp_path):
+    import papertag
+
+    ingest(fake_server, write_papers(tmp_path / "papers.jsonl", PAPERS))
+    library = papertag.open(tmp_path / "papertag.duckdb")
+    assert library.similar("protein-a", limit=1)[0]["id"] == "protein-b"
+    assert library.papers_without_vectors() == 0 and library.embed() == 0
+    with pytest.raises(NotFound):
+        library.similar("nope")
+    with pytest.raises(DatabaseError, match="no database"):
+        papertag.open(tmp_path / "missing.duckdb").embed()

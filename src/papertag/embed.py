@@ -12,7 +12,7 @@ from importlib import util as import_util
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from .errors import PapertagError
+from .errors import ConfigurationError
 from .weights import sha256_of
 
 if TYPE_CHECKING:
@@ -36,11 +36,11 @@ class PackagedFile:
     def verified_path(self) -> Path:
         spec = import_util.find_spec(self.package)  # finds the package without running its __init__
         if spec is None or not spec.submodule_search_locations:
-            raise PapertagError(f"embedding model: package {self.distribution} is not installed; "
+            raise ConfigurationError(f"embedding model: package {self.distribution} is not installed; "
                                 "run: pip install papertag")
         path = Path(list(spec.submodule_search_locations)[0]) / self.path
         if not path.is_file() or sha256_of(path) != self.sha256:
-            raise PapertagError(f"embedding model: {path} does not match its pinned SHA-256; "
+            raise ConfigurationError(f"embedding model: {path} does not match its pinned SHA-256; "
                                 f"reinstall it: pip install --force-reinstall {self.distribution}")
         return path
 

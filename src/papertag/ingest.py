@@ -6,7 +6,7 @@ import dataclasses
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from .backends import BackendOptions, open_endpoint
 from .embed import embed_missing
@@ -39,6 +39,42 @@ class IngestReport:
     wall_seconds: float = 0.0
     interrupted: bool = False
     failures: list[tuple[str, str]] = field(default_factory=list)  # (paper id, error)
+    input_problems: list[str] = field(default_factory=list)  # input records skipped, each naming its file and line
+
+    @property
+    def succeeded(self) -> bool:
+        """Every paper tagged and no input record skipped (the CLI's exit code 0)."""
+        return not self.failed and not self.input_problems
+
+    def as_dict(self) -> dict[str, Any]:
+        """The counts and the per-paper figures of the run, as printed and as JSON."""
+        calls = self.extracted + self.failed
+
+        def per_call(total: float, digits: int) -> float:
+            return round(total / calls, digits) if calls else 0
+
+        return {
+            "papers": self.papers,
+            "new_or_changed": self.new_or_changed,
+            "cached": self.cached,
+            "rechecked": self.rechecked,
+            "extracted": self.extracted,
+            "failed": self.failed,
+            "truncated": self.truncated,
+            "dropped_tags": self.dropped_tags,
+            "skipped_input_lines": len(self.input_problems),
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "tokens_per_paper": per_call(self.prompt_tokens + self.completion_tokens, 1),
+            # Wall time: with requests in parallel, summed latency would count the same second several times.
+            "seconds_per_paper": per_call(self.extraction_seconds, 2),
+            "mean_request_seconds": per_call(self.llm_seconds, 2),
+            "embedded": self.embedded,
+            "embedding_seconds": round(self.embedding_seconds, 2),
+            "wall_seconds": round(self.wall_seconds, 2),
+            "interrupted": self.interrupted,
+            "failures": [{"id": paper_id, "error": error} for paper_id, error in self.failures],
+        }
 
     def count(self, result: Extraction) -> None:
         if result.ok:

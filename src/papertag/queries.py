@@ -6,14 +6,18 @@ import json
 import re
 import threading
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import duckdb
 
 from .embed import MODEL_NAME as EMBEDDING_MODEL
-from .errors import PapertagError
+from .errors import DatabaseError, InputError, NotFound
+from .schema import DOMAINS
 from .store import open_reader, rows_as_dicts
 from .text import tag_key
+
+if TYPE_CHECKING:
+    from .prompts import Prompt
 
 # One record per paper with its current extraction; tag lists keep the model's order.
 RECORD_COLUMNS = """p.id, p.title, e.summary,
@@ -47,6 +51,9 @@ MATCHED_RECORDS = f"""
 """
 
 
+TAG_KINDS = ("task", "method", "benchmark")
+
+
 class Reader:
     def __init__(self, path: Path):
         self.con = open_reader(path)
@@ -72,14 +79,19 @@ class Reader:
 
     def query(self, *, benchmark: str | None = None, task: str | None = None,
               method: str | None = None, domain: str | None = None) -> list[dict[str, Any]]:
-        """Benchmarks match the whole normalised key; tasks and methods match a part of it."""
+        """Benchmarks match the whole normalised key; tasks and methods match a part of it. At least one filter is
+        needed: all papers are what summaries() and export() are for."""
+        if not any((benchmark, task, method, domain)):
+            raise InputError("give at least one of --benchmark, --task, --method, --domain")
+        if domain is not None and domain not in DOMAINS:
+            raise InputError(f"unknown domain {domain!r} (use one of: {', '.join(DOMAINS)})")
         matches, params = [], []
         for kind, value, exact in (("benchmark", benchmark, True), ("task", task, False), ("method", method, False)):
             if value is None:
                 continue
             key = tag_key(value)
             if not key:
-                raise PapertagError(f"--{kind} {value!r} has no letters or digits to match")
+                raise InputError(f"--{kind} {value!r} has no letters or digits to match")
             match = "key = ?" if exact else "contains(key, ?)"
             matches.append(f"SELECT DISTINCT extraction_id FROM tags WHERE kind = ? AND {match}")
             params += [kind, key]
@@ -106,9 +118,9 @@ class Reader:
         )
         papers = rows_as_dicts(matches)
         if not papers:
-            raise PapertagError(f"no paper with id {paper_id!r}; 'papertag summaries --json' lists the ids")
+            raise NotFound(f"no paper with id {paper_id!r}; 'papertag summaries --json' lists the ids")
         if len(papers) > 1 and papers[0]["id"] != paper_id:
-            raise PapertagError(f"id prefix {paper_id!r} matches more than one paper; give more of it")
+            raise InputError(f"id prefix {paper_id!r} matches more than one paper; give more of it")
         return papers[0]
 
     def show(self, paper_id: str) -> dict[str, Any]:
@@ -138,7 +150,7 @@ class Reader:
         ).fetchone()[0]
         if not has_vector:
             # Papers added before 'similar' existed, by 'batch submit', or by an ingest stopped before its last step.
-            raise PapertagError(f"paper {paper['id']!r} has no embedding yet; 'papertag embed' computes the missing ones")
+            raise DatabaseError(f"paper {paper['id']!r} has no embedding yet; 'papertag embed' computes the missing ones")
         # The nearest texts first, from the vectors alone (a full scan: one cosine per stored text), then their
         # papers: joining every paper before the top-k costs more than the scan itself. The paper's own text is
         # among the nearest, and a text that no paper has any more (its paper changed) finds no paper, so ask
@@ -184,6 +196,8 @@ class Reader:
 
     def tags(self, kind: str | None = None) -> list[dict[str, Any]]:
         """Each tag once per normalised key, shown in its most common spelling."""
+        if kind not in (None, *TAG_KINDS):
+            raise InputError(f"unknown tag kind {kind!r} (use one of: {', '.join(TAG_KINDS)})")
         return rows_as_dicts(self.con.execute(
             """SELECT t.kind, mode(t.value) AS value, t.key, count(DISTINCT t.paper_id) AS papers
                FROM tags t JOIN current_extractions e ON e.id = t.extraction_id
@@ -192,6 +206,28 @@ class Reader:
                ORDER BY papers DESC, t.kind, value""",
             [kind, kind],
         ))
+
+    def predictions(self, model: str, prompt: Prompt) -> dict[str, dict[str, Any]]:
+        """Each paper's good extraction by this model and prompt, as the labels the eval scorer compares."""
+        rows = rows_as_dicts(self.con.execute(
+            """SELECT e.paper_id, e.summary, e.domain,
+                   coalesce(list(t.value ORDER BY t.position) FILTER (WHERE t.kind = 'task'), []) AS tasks,
+                   coalesce(list(t.value ORDER BY t.position) FILTER (WHERE t.kind = 'method'), []) AS methods,
+                   coalesce(list(t.value ORDER BY t.position) FILTER (WHERE t.kind = 'benchmark'), []) AS benchmarks
+               FROM extractions e JOIN papers p ON p.id = e.paper_id AND p.content_hash = e.content_hash
+               LEFT JOIN tags t ON t.extraction_id = e.id
+               WHERE e.status = 'ok' AND e.model = ? AND e.prompt_version = ? AND e.schema_version = ?
+               GROUP BY ALL""",
+            [model, prompt.version, prompt.schema_version],
+        ))
+        return {row.pop("paper_id"): row for row in rows}
+
+    def eval_runs(self) -> list[dict[str, Any]]:
+        """Every stored eval run, oldest first, with its metrics."""
+        runs = rows_as_dicts(self.con.execute("SELECT * FROM eval_runs ORDER BY id"))
+        for run in runs:
+            run["metrics"] = json.loads(run["metrics"])
+        return runs
 
 
 # An absolute path in a message: /a/b, ~/a or C:\a (a URL such as s3://bucket/x names no local file).
@@ -217,14 +253,14 @@ def run_read_only_sql(path: Path, sql: str, *, max_rows: int = DEFAULT_MAX_ROWS,
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as error:
-        raise PapertagError(f"SQL does not parse: {_error_line(error, path)}") from None
+        raise InputError(f"SQL does not parse: {_error_line(error, path)}") from None
     if not statements:
-        raise PapertagError("no SQL statement given")
+        raise InputError("no SQL statement given")
     for statement in statements:
         if statement.type != duckdb.StatementType.SELECT:
-            raise PapertagError(f"only SELECT queries are allowed here, not {statement.type.name}")
+            raise InputError(f"only SELECT queries are allowed here, not {statement.type.name}")
     if not path.exists():
-        raise PapertagError(f"no database at {path}; run 'papertag ingest FILE' first, or pass --db")
+        raise DatabaseError(f"no database at {path}; run 'papertag ingest FILE' first, or pass --db")
     con = open_reader(path, config={"enable_external_access": False, "autoload_known_extensions": False,
                                     "autoinstall_known_extensions": False, "lock_configuration": True})
     timer = threading.Timer(timeout_s, _interrupt, [con]) if timeout_s else None
@@ -237,9 +273,9 @@ def run_read_only_sql(path: Path, sql: str, *, max_rows: int = DEFAULT_MAX_ROWS,
         rows = relation.fetchmany(max_rows + 1) if max_rows else relation.fetchall()
         columns = relation.columns
     except duckdb.InterruptException:
-        raise PapertagError(f"query stopped after {timeout_s:g} s; --timeout SECONDS allows longer (0: no limit)") from None
+        raise InputError(f"query stopped after {timeout_s:g} s; --timeout SECONDS allows longer (0: no limit)") from None
     except duckdb.Error as error:
-        raise PapertagError(f"query failed: {_error_line(error, path)}") from None
+        raise InputError(f"query failed: {_error_line(error, path)}") from None
     finally:
         if timer:
             timer.cancel()
