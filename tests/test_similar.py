@@ -83,7 +83,8 @@ def test_table_output_and_limit(fake_server, tmp_path):
 
 def test_vectors_are_computed_once_per_text(fake_server, tmp_path):
     path = write_papers(tmp_path / "papers.jsonl", PAPERS)
-    assert ingest(fake_server, path)["embedded"] == 4
+    first = cli("ingest", path, "--model", "openai:fake", "--base-url", fake_server.base_url)
+    assert "embedding 4 papers for 'papertag similar'" in first.stderr and "embedded" in first.stdout
     rows = vector_rows(tmp_path / "papertag.duckdb")
     assert len(rows) == 4 and {(model, size) for _, model, size in rows} == {(MODEL_NAME, 384)}
 

@@ -80,6 +80,7 @@ class Library:
         on_start: Callable[[int], None] = lambda total: None,
         on_result: Callable[[Extraction], None] = lambda result: None,
         on_wait: Callable[[str], None] = lambda message: None,
+        on_embed: Callable[[int], None] = lambda count: None,
     ) -> IngestReport:
         """Tag every paper not yet tagged by this model and prompt: files ('-' is standard input), Paper objects, or
         Inputs already read. Skipped input records are in report.input_problems; failed papers in report.failures."""
@@ -90,7 +91,7 @@ class Library:
         with Store(self.db) as store:
             report = ingest(store, inputs.papers, spec=self.model, prompt=self.prompt, options=options,
                             concurrency=concurrency, force=force, retry_failed_only=retry_failed,
-                            on_start=on_start, on_result=on_result, on_wait=on_wait)
+                            on_start=on_start, on_result=on_result, on_wait=on_wait, on_embed=on_embed)
         report.input_problems = inputs.problems
         return report
 

@@ -226,6 +226,8 @@ def ingest_command(
                     inputs, concurrency=concurrency, force=force, retry_failed=retry_failed,
                     on_start=on_start, on_result=lambda result: _advance(progress, task, result),
                     on_wait=lambda message: progress.console.print(f"[yellow]waiting[/yellow] {shown(message)}"),
+                    # Embedding takes about 0.1-0.2 s per new paper after the bar is full: say what the wait is.
+                    on_embed=lambda count: progress.console.print(f"embedding {count} papers for 'papertag similar'"),
                 )
             finally:
                 progress.stop()

@@ -111,7 +111,8 @@ class Embedder:
 VECTOR_CHUNK = 256  # papers embedded between two short commits (about 25 s here): the writer holds the file briefly
 
 
-def embed_missing(store: Store, make_embedder: Callable[[], Embedder] = Embedder) -> int:
+def embed_missing(store: Store, make_embedder: Callable[[], Embedder] = Embedder,
+                  on_start: Callable[[int], None] = lambda count: None) -> int:
     """Embed every paper text in the store that has no vector from this model yet, and store the vectors; returns
     how many texts were embedded. Texts already embedded cost one query, and the model is loaded only if there is
     work. The file is released while the model computes, so readers can open it."""
@@ -119,6 +120,7 @@ def embed_missing(store: Store, make_embedder: Callable[[], Embedder] = Embedder
     store.release()
     if not missing:
         return 0
+    on_start(len(missing))
     embedder = make_embedder()
     for start in range(0, len(missing), VECTOR_CHUNK):
         chunk = missing[start:start + VECTOR_CHUNK]

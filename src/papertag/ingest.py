@@ -167,6 +167,7 @@ def ingest(
     on_start: Callable[[int], None] = lambda total: None,
     on_result: Callable[[Extraction], None] = lambda result: None,
     on_wait: Callable[[str], None] = lambda message: None,
+    on_embed: Callable[[int], None] = lambda count: None,
     make_extractor: Callable = Extractor,
     vectors: bool = True,
 ) -> IngestReport:
@@ -189,7 +190,7 @@ def ingest(
         # After the tagging, so the model's requests start at once; new texts only (about 0.1 s each here).
         embedding_started = time.perf_counter()
         try:
-            report.embedded = embed_missing(store)
+            report.embedded = embed_missing(store, on_start=on_embed)
         except KeyboardInterrupt:
             report.interrupted = True  # vectors already committed are kept; the next run embeds the rest
         report.embedding_seconds = time.perf_counter() - embedding_started
