@@ -193,3 +193,12 @@ def test_library_similar_embed_and_missing_count(fake_server, tmp_path):
         library.similar("nope")
     with pytest.raises(DatabaseError, match="no database"):
         papertag.open(tmp_path / "missing.duckdb").embed()
+
+
+def test_limit_zero_or_negative_gives_nothing(fake_server, tmp_path):
+    ingest(fake_server, write_papers(tmp_path / "papers.jsonl", PAPERS))
+    with Reader(tmp_path / "papertag.duckdb") as reader:
+        assert reader.similar("protein-a", limit=0) == [] and reader.similar("protein-a", limit=-3) == []
+        with pytest.raises(NotFound):
+            reader.similar("nope", limit=0)
+    assert cli("similar", "protein-a", "--limit", "0").exit_code == 2  # the CLI asks for at least 1

@@ -37,11 +37,11 @@ class PackagedFile:
         spec = import_util.find_spec(self.package)  # finds the package without running its __init__
         if spec is None or not spec.submodule_search_locations:
             raise ConfigurationError(f"embedding model: package {self.distribution} is not installed; "
-                                "run: pip install papertag")
+                                     "run: pip install papertag")
         path = Path(list(spec.submodule_search_locations)[0]) / self.path
         if not path.is_file() or sha256_of(path) != self.sha256:
             raise ConfigurationError(f"embedding model: {path} does not match its pinned SHA-256; "
-                                f"reinstall it: pip install --force-reinstall {self.distribution}")
+                                     f"reinstall it: pip install --force-reinstall {self.distribution}")
         return path
 
 
@@ -108,7 +108,7 @@ class Embedder:
         return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
 
 
-VECTOR_CHUNK = 256  # papers embedded between two short commits (about 25 s here): the writer holds the file briefly
+VECTOR_CHUNK = 256  # papers embedded between two short commits (30-60 s of work here): a crash loses at most that
 
 
 def embed_missing(store: Store, make_embedder: Callable[[], Embedder] = Embedder,

@@ -155,6 +155,7 @@ class Reader:
         # papers: joining every paper before the top-k costs more than the scan itself. The paper's own text is
         # among the nearest, and a text that no paper has any more (its paper changed) finds no paper, so ask
         # for more texts until enough papers come back.
+        limit = max(0, limit)
         texts = limit + 1
         while True:
             rows = rows_as_dicts(self.con.execute(
@@ -172,7 +173,7 @@ class Reader:
                 [paper["content_hash"], EMBEDDING_MODEL, EMBEDDING_MODEL, texts, paper["id"]],
             ))
             if len(rows) >= limit or texts >= self._vector_count():
-                return rows[:max(0, limit)]
+                return rows[:limit]
             texts *= 4
 
     def _vector_count(self) -> int:
