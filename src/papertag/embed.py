@@ -7,6 +7,7 @@ Embedder is made, so reading commands stay light.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from importlib import util as import_util
 from pathlib import Path
@@ -108,10 +109,17 @@ class Embedder:
         return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
 
 
+@functools.cache
+def shared_embedder() -> Embedder:
+    """One loaded model per process (loading and checking the files takes about half a second), for processes
+    that ingest more than once: a web server, a test run."""
+    return Embedder()
+
+
 VECTOR_CHUNK = 256  # papers embedded between two short commits (30-60 s of work here): a crash loses at most that
 
 
-def embed_missing(store: Store, make_embedder: Callable[[], Embedder] = Embedder,
+def embed_missing(store: Store, make_embedder: Callable[[], Embedder] = shared_embedder,
                   on_start: Callable[[int], None] = lambda count: None) -> int:
     """Embed every paper text in the store that has no vector from this model yet, and store the vectors; returns
     how many texts were embedded. Texts already embedded cost one query, and the model is loaded only if there is
