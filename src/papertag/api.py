@@ -80,6 +80,7 @@ class Library:
         on_start: Callable[[int], None] = lambda total: None,
         on_result: Callable[[Extraction], None] = lambda result: None,
         on_wait: Callable[[str], None] = lambda message: None,
+        on_embed: Callable[[int], None] = lambda count: None,
     ) -> IngestReport:
         """Tag every paper not yet tagged by this model and prompt: files ('-' is standard input), Paper objects, or
         Inputs already read. Skipped input records are in report.input_problems; failed papers in report.failures."""
@@ -90,9 +91,19 @@ class Library:
         with Store(self.db) as store:
             report = ingest(store, inputs.papers, spec=self.model, prompt=self.prompt, options=options,
                             concurrency=concurrency, force=force, retry_failed_only=retry_failed,
-                            on_start=on_start, on_result=on_result, on_wait=on_wait)
+                            on_start=on_start, on_result=on_result, on_wait=on_wait, on_embed=on_embed)
         report.input_problems = inputs.problems
         return report
+
+    def embed(self) -> int:
+        """Compute the embeddings similar() compares for every paper text that has none yet (ingest does this for
+        new papers); returns how many texts were embedded. Runs locally; an interrupted call keeps what it stored."""
+        from .embed import embed_missing
+
+        if not self.db.exists():
+            raise DatabaseError(f"no database at {self.db}; run 'papertag ingest FILE' first, or pass --db")
+        with Store(self.db) as store:
+            return embed_missing(store)
 
     # Reading: each call opens the database read-only and closes it again.
 
@@ -126,10 +137,16 @@ class Library:
             return reader.search(text, limit=limit, domain=domain, benchmark=benchmark, task=task, method=method)
 
     def similar(self, paper_id: str, *, limit: int = 10) -> list[dict[str, Any]]:
-        """The papers most like this one."""
+        """The papers nearest to this one (id or unique id prefix) by the embeddings of title and abstract, nearest
+        first: id, title, summary, domain and score (cosine similarity); NotFound for an unknown id."""
         _require_reader("similar")
         with Reader(self.db) as reader:
             return reader.similar(paper_id, limit=limit)
+
+    def papers_without_vectors(self) -> int:
+        """Papers that similar() cannot compare yet; embed() computes their vectors."""
+        with Reader(self.db) as reader:
+            return reader.papers_without_vectors()
 
     def export(self, export_format: str, output: Path | str | TextIO) -> None:
         """One record per paper as jsonl, csv or parquet, to a file (replaced only when the export succeeds) or a

@@ -128,8 +128,9 @@ def _tag_and_score(
     """Tag the papers (reusing cached extractions), score the predictions, store the run."""
     spec = canonical_spec(spec)
     extra = {"make_extractor": make_extractor} if make_extractor else {}
+    # vectors=False: scoring needs no embeddings for 'papertag similar', so an eval run does not pay for them.
     report: IngestReport = ingest(store, papers, spec=spec, prompt=prompt, options=options,
-                                  on_start=on_start, on_result=on_result, **extra)
+                                  on_start=on_start, on_result=on_result, vectors=False, **extra)
     store.release()  # let go of the file for the reader; save_eval_run opens it again
     with Reader(store.path) as reader:
         predictions = reader.predictions(spec, prompt)

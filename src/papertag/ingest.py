@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from .backends import BackendOptions, open_endpoint
+from .embed import embed_missing
 from .extract import Extraction, Extractor, recheck
 from .prompts import Prompt
 from .sources import Paper
@@ -41,6 +42,8 @@ class IngestReport:
     completion_tokens: int = 0
     llm_seconds: float = 0.0  # summed request latency: with requests in parallel, more than the time it took
     extraction_seconds: float = 0.0  # wall time of the extraction phase (after the endpoint is up)
+    embedded: int = 0  # paper texts given a vector for 'papertag similar' (new texts only)
+    embedding_seconds: float = 0.0
     wall_seconds: float = 0.0
     interrupted: bool = False
     failures: list[tuple[str, str]] = field(default_factory=list)  # (paper id, error)
@@ -74,6 +77,8 @@ class IngestReport:
             # Wall time: with requests in parallel, summed latency would count the same second several times.
             "seconds_per_paper": per_call(self.extraction_seconds, 2),
             "mean_request_seconds": per_call(self.llm_seconds, 2),
+            "embedded": self.embedded,
+            "embedding_seconds": round(self.embedding_seconds, 2),
             "wall_seconds": round(self.wall_seconds, 2),
             "interrupted": self.interrupted,
             "failures": [{"id": paper_id, "error": error} for paper_id, error in self.failures],
@@ -170,7 +175,9 @@ def ingest(
     on_start: Callable[[int], None] = lambda total: None,
     on_result: Callable[[Extraction], None] = lambda result: None,
     on_wait: Callable[[str], None] = lambda message: None,
+    on_embed: Callable[[int], None] = lambda count: None,
     make_extractor: Callable = Extractor,
+    vectors: bool = True,
 ) -> IngestReport:
     """Tag the papers not yet done. On Ctrl-C, every finished paper is committed, then RunInterrupted (a
     KeyboardInterrupt carrying the report) is raised."""
@@ -192,6 +199,15 @@ def ingest(
                 # Raised inside the endpoint's block, so a backend can skip a slow orderly stop: the caller exits.
                 raise RunInterrupted(report)
             report.extraction_seconds = time.perf_counter() - extraction_started
+    if vectors:
+        # After the tagging, so the model's requests start at once; new texts only (about 0.1 s each here).
+        embedding_started = time.perf_counter()
+        try:
+            report.embedded = embed_missing(store, on_start=on_embed)
+        except KeyboardInterrupt:
+            report.interrupted = True  # vectors already committed are kept; the next run embeds the rest
+            raise RunInterrupted(report) from None
+        report.embedding_seconds = time.perf_counter() - embedding_started
     report.wall_seconds = time.perf_counter() - started
     return report
 
