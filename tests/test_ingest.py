@@ -2,11 +2,12 @@ import dataclasses
 import functools
 import json
 
+import pytest
 
 from fake_openai import FakeOpenAI, Reply, completion, default_responder, rule_based_tags
 from papertag.backends import BackendOptions
 from papertag.extract import Extractor
-from papertag.ingest import ingest
+from papertag.ingest import RunInterrupted, ingest
 from papertag.prompts import load_prompt
 from papertag.queries import Reader
 from papertag.sources import make_paper, parse_file
@@ -211,7 +212,9 @@ def test_interrupted_run_keeps_finished_work(db_path, fake_server):
         if result.paper.title == "Paper 2":
             raise KeyboardInterrupt
 
-    interrupted = run(db_path, papers, fake_server, concurrency=1, on_result=on_result)
+    with pytest.raises(RunInterrupted) as stopped:  # raised once the finished papers are committed
+        run(db_path, papers, fake_server, concurrency=1, on_result=on_result)
+    interrupted = stopped.value.report
     assert interrupted.interrupted and interrupted.extracted == 3
     assert count(db_path, "SELECT count(*) FROM current_extractions") == 3
     report = run(db_path, papers, fake_server, concurrency=1)
