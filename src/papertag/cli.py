@@ -343,6 +343,30 @@ def query(
 
 @app.command()
 @friendly_errors
+def search(
+    text: Annotated[str, typer.Argument(metavar="TEXT", help="Words to look for in titles, summaries, abstracts and tags.")],
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Show at most this many papers.")] = 20,
+    benchmark: Annotated[Optional[str], typer.Option(help="Only papers with this benchmark (as in 'query').")] = None,
+    task: Annotated[Optional[str], typer.Option(help="Only papers with a task containing this.")] = None,
+    method: Annotated[Optional[str], typer.Option(help="Only papers with a method containing this.")] = None,
+    domain: Annotated[Optional[DomainChoice], typer.Option(help="Only papers of this domain.")] = None,
+    db: DbOption = DEFAULT_DB,
+    as_json: JsonOption = False,
+) -> None:
+    """Papers ranked by keyword relevance (BM25), best first; the filters work as in 'query'."""
+    with Reader(db) as source:
+        rows = source.search(text, limit=limit, benchmark=benchmark, task=task, method=method,
+                             domain=domain.value if domain else None)
+    if as_json:
+        print_json(rows)
+        return
+    for row in rows:
+        row["score"] = f"{row['score']:.2f}"
+    print_table(rows, ["score", "id", "title", "summary", "benchmarks"], "no matching papers")
+
+
+@app.command()
+@friendly_errors
 def show(
     paper_id: Annotated[str, typer.Argument(metavar="ID", help="Paper id, or a unique prefix of it.")],
     db: DbOption = DEFAULT_DB,

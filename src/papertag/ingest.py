@@ -34,6 +34,7 @@ class IngestReport:
     llm_seconds: float = 0.0  # summed request latency: with requests in parallel, more than the time it took
     extraction_seconds: float = 0.0  # wall time of the extraction phase (after the endpoint is up)
     wall_seconds: float = 0.0
+    search_index_rebuilt: bool = False
     interrupted: bool = False
     failures: list[tuple[str, str]] = field(default_factory=list)  # (paper id, error)
 
@@ -145,8 +146,24 @@ def ingest(
             extraction_started = time.perf_counter()
             _run(store, todo, extractor, concurrency or endpoint.concurrency, spec, prompt, report, on_result, on_wait)
             report.extraction_seconds = time.perf_counter() - extraction_started
+    if not report.interrupted:
+        # An interrupted run leaves the index as it was; the next run sees the change and rebuilds it.
+        report.search_index_rebuilt = refresh_search_index(store, on_wait)
     report.wall_seconds = time.perf_counter() - started
     return report
+
+
+def refresh_search_index(store: Store, on_wait: Callable[[str], None] = lambda message: None) -> bool:
+    """Rebuild the keyword-search index if this run changed what readers see; like the last flush, it waits for
+    readers as long as it takes."""
+    while True:
+        try:
+            store.open()
+            return store.refresh_search_index()
+        except DatabaseBusy as busy:
+            on_wait(f"{busy}; the search index is rebuilt once it is free")
+        finally:
+            store.release()
 
 
 def same_text_groups(todo: list[Paper]) -> tuple[list[Paper], dict[str, list[Paper]]]:

@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 import duckdb
 
 from .errors import PapertagError
+from .search import NO_INDEX, SEARCH_SCHEMA, SEARCH_TABLE, has_search_index, load_fts
 from .store import open_reader, rows_as_dicts
 from .text import tag_key
 
@@ -72,6 +73,12 @@ class Reader:
     def query(self, *, benchmark: str | None = None, task: str | None = None,
               method: str | None = None, domain: str | None = None) -> list[dict[str, Any]]:
         """Benchmarks match the whole normalised key; tasks and methods match a part of it."""
+        sql, params = self._filtered_records(benchmark=benchmark, task=task, method=method, domain=domain)
+        return rows_as_dicts(self.con.execute(sql, params))
+
+    def _filtered_records(self, *, benchmark: str | None, task: str | None, method: str | None, domain: str | None,
+                          where: list[str] | None = None, where_params: list[Any] | None = None) -> tuple[str, list[Any]]:
+        """The records query for query's filters (and any further conditions on p and e), with its parameters."""
         matches, params = [], []
         for kind, value, exact in (("benchmark", benchmark, True), ("task", task, False), ("method", method, False)):
             if value is None:
@@ -82,14 +89,34 @@ class Reader:
             match = "key = ?" if exact else "contains(key, ?)"
             matches.append(f"SELECT DISTINCT extraction_id FROM tags WHERE kind = ? AND {match}")
             params += [kind, key]
-        where = ""
+        conditions = list(where or [])
+        params += where_params or []
         if domain is not None:
-            where = "WHERE e.domain = ?"
+            conditions.append("e.domain = ?")
             params.append(domain)
+        where_sql = "WHERE " + " AND ".join(conditions) if conditions else ""
         if not matches:
-            return self._records(where, params)
-        sql = MATCHED_RECORDS.format(matched=" INTERSECT ".join(matches), where=where)
-        return rows_as_dicts(self.con.execute(sql, params))
+            return PAPER_RECORDS.format(where=where_sql), params
+        return MATCHED_RECORDS.format(matched=" INTERSECT ".join(matches), where=where_sql), params
+
+    def search(self, text: str, *, limit: int = 20, domain: str | None = None, benchmark: str | None = None,
+               task: str | None = None, method: str | None = None) -> list[dict[str, Any]]:
+        """Papers ranked by BM25 over title, summary, abstract and tags, best first, each record with its score;
+        the filters are query's. The index is the one the last ingest built (search.py)."""
+        if not text.strip():
+            raise PapertagError("give some words to search for")
+        if not has_search_index(self.con):
+            raise PapertagError(NO_INDEX)
+        load_fts(self.con)
+        hits = f"SELECT id, score FROM (SELECT id, {SEARCH_SCHEMA}.match_bm25(id, ?) AS score FROM {SEARCH_TABLE}) WHERE score IS NOT NULL"
+        records, params = self._filtered_records(benchmark=benchmark, task=task, method=method, domain=domain,
+                                                 where=["p.id IN (SELECT id FROM hits)"])
+        return rows_as_dicts(self.con.execute(
+            f"""WITH hits AS MATERIALIZED ({hits}), records AS ({records})
+                SELECT records.*, hits.score FROM records JOIN hits USING (id)
+                ORDER BY hits.score DESC, records.title, records.id LIMIT ?""",
+            [text, *params, max(0, limit)],
+        ))
 
     def export(self) -> list[dict[str, Any]]:
         return self._records()
