@@ -284,6 +284,8 @@ def _print_report(report: IngestReport, db: Path, problems: list[str], as_json: 
         # Wall time: with requests in parallel, summed latency would count the same second several times.
         "seconds_per_paper": round(report.extraction_seconds / calls, 2) if calls else 0,
         "mean_request_seconds": round(report.llm_seconds / calls, 2) if calls else 0,
+        "embedded": report.embedded,
+        "embedding_seconds": round(report.embedding_seconds, 2),
         "wall_seconds": round(report.wall_seconds, 2),
         "interrupted": report.interrupted,
         "failures": [{"id": paper_id, "error": error} for paper_id, error in report.failures],
@@ -295,7 +297,7 @@ def _print_report(report: IngestReport, db: Path, problems: list[str], as_json: 
     table = Table(title="papertag ingest", show_header=False)
     labels = {"seconds_per_paper": "seconds per paper (wall)", "mean_request_seconds": "mean request latency"}
     for key in ("papers", "cached", "rechecked", "extracted", "failed", "truncated", "dropped_tags", "skipped_input_lines",
-                "tokens_per_paper", "seconds_per_paper", "mean_request_seconds", "wall_seconds", "db"):
+                "tokens_per_paper", "seconds_per_paper", "mean_request_seconds", "embedded", "wall_seconds", "db"):
         table.add_row(labels.get(key, key.replace("_", " ")), _cell(data[key]))
     out.print(table)
     for paper_id, error in report.failures[:10]:
@@ -396,6 +398,54 @@ def show(
             str(e["prompt_tokens"] + e["completion_tokens"]), f"{e['latency_s']:.1f}", str(e["truncated"]), _cell(e["error"]),
         )
     out.print(table)
+
+
+@app.command()
+@friendly_errors
+def similar(
+    paper_id: Annotated[str, typer.Argument(metavar="ID", help="Paper id, or a unique prefix of it.")],
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many papers to list.")] = 10,
+    db: DbOption = DEFAULT_DB,
+    as_json: JsonOption = False,
+) -> None:
+    """Papers nearest to this one by the meaning of title and abstract (local embeddings), nearest first.
+
+    Score is the cosine similarity of the two papers' embeddings (1: the same text).
+    """
+    with Reader(db) as source:
+        rows = source.similar(paper_id, limit=limit)
+        without = source.papers_without_vectors()
+    if as_json:
+        print_json(rows)
+    else:
+        print_table([row | {"score": f"{row['score']:.3f}"} for row in rows], ["score", "id", "title", "domain"],
+                    "no other papers to compare with")
+    if without:
+        err.print(f"note: {without} papers have no embedding yet and were not compared; 'papertag embed' computes them",
+                  highlight=False)
+
+
+@app.command("embed")
+@friendly_errors
+def embed_command(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
+    """Compute the embeddings 'similar' compares, for papers that have none yet (ingest does it for new papers).
+
+    Texts already embedded cost nothing; an interrupted run keeps what it computed.
+    """
+    from .embed import embed_missing
+
+    if not db.exists():
+        raise PapertagError(f"no database at {db}; run 'papertag ingest FILE' first, or pass --db")
+    try:
+        with Store(db) as store:
+            embedded = embed_missing(store)
+    except KeyboardInterrupt:
+        err.print("interrupted: the embeddings computed so far are saved; run the same command again to continue")
+        raise typer.Exit(130) from None
+    if as_json:
+        print_json({"embedded": embedded, "db": str(db)})
+    else:
+        out.print(f"embedded {embedded} papers", highlight=False)
 
 
 @app.command()

@@ -127,8 +127,9 @@ def _tag_and_score(
     """Tag the papers (reusing cached extractions), score the predictions, store the run."""
     spec = canonical_spec(spec)
     extra = {"make_extractor": make_extractor} if make_extractor else {}
+    # vectors=False: scoring needs no embeddings for 'papertag similar', so an eval run does not pay for them.
     report: IngestReport = ingest(store, papers, spec=spec, prompt=prompt, options=options,
-                                  on_start=on_start, on_result=on_result, **extra)
+                                  on_start=on_start, on_result=on_result, vectors=False, **extra)
     if report.interrupted:
         raise KeyboardInterrupt  # finished papers are cached; a partial run is neither scored nor stored
     predictions = store.predictions(spec, prompt)

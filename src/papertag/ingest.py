@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from .backends import BackendOptions, open_endpoint
+from .embed import embed_missing
 from .extract import Extraction, Extractor, recheck
 from .prompts import Prompt
 from .sources import Paper
@@ -33,6 +34,8 @@ class IngestReport:
     completion_tokens: int = 0
     llm_seconds: float = 0.0  # summed request latency: with requests in parallel, more than the time it took
     extraction_seconds: float = 0.0  # wall time of the extraction phase (after the endpoint is up)
+    embedded: int = 0  # paper texts given a vector for 'papertag similar' (new texts only)
+    embedding_seconds: float = 0.0
     wall_seconds: float = 0.0
     search_index_rebuilt: bool = False
     interrupted: bool = False
@@ -130,6 +133,7 @@ def ingest(
     on_result: Callable[[Extraction], None] = lambda result: None,
     on_wait: Callable[[str], None] = lambda message: None,
     make_extractor: Callable = Extractor,
+    vectors: bool = True,
 ) -> IngestReport:
     started = time.perf_counter()
     spec = canonical_spec(spec)
@@ -146,6 +150,14 @@ def ingest(
             extraction_started = time.perf_counter()
             _run(store, todo, extractor, concurrency or endpoint.concurrency, spec, prompt, report, on_result, on_wait)
             report.extraction_seconds = time.perf_counter() - extraction_started
+    if vectors and not report.interrupted:
+        # After the tagging, so the model's requests start at once; new texts only (about 0.1 s each here).
+        embedding_started = time.perf_counter()
+        try:
+            report.embedded = embed_missing(store)
+        except KeyboardInterrupt:
+            report.interrupted = True  # vectors already committed are kept; the next run embeds the rest
+        report.embedding_seconds = time.perf_counter() - embedding_started
     if not report.interrupted:
         # An interrupted run leaves the index as it was; the next run sees the change and rebuilds it.
         report.search_index_rebuilt = refresh_search_index(store, on_wait)

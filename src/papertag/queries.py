@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 
 import duckdb
 
+from .embed import MODEL_NAME as EMBEDDING_MODEL
 from .errors import PapertagError
 from .search import NO_INDEX, SEARCH_SCHEMA, SEARCH_TABLE, has_search_index, load_fts
 from .store import open_reader, rows_as_dicts
@@ -124,7 +125,8 @@ class Reader:
     def export_relation(self) -> duckdb.DuckDBPyRelation:
         return self.con.sql(PAPER_RECORDS.format(where=""))
 
-    def show(self, paper_id: str) -> dict[str, Any]:
+    def _paper(self, paper_id: str) -> dict[str, Any]:
+        """The papers row for an id or a unique prefix of one."""
         matches = self.con.execute(
             "SELECT * FROM papers WHERE id = ? OR starts_with(id, ?) ORDER BY id = ? DESC LIMIT 2",
             [paper_id, paper_id, paper_id],
@@ -134,7 +136,10 @@ class Reader:
             raise PapertagError(f"no paper with id {paper_id!r}; 'papertag summaries --json' lists the ids")
         if len(papers) > 1 and papers[0]["id"] != paper_id:
             raise PapertagError(f"id prefix {paper_id!r} matches more than one paper; give more of it")
-        paper = papers[0]
+        return papers[0]
+
+    def show(self, paper_id: str) -> dict[str, Any]:
+        paper = self._paper(paper_id)
         paper["extractions"] = rows_as_dicts(self.con.execute(
             """SELECT e.*, e.id IN (SELECT id FROM current_extractions) AS current
                FROM extractions e WHERE paper_id = ? ORDER BY created_at DESC""",
@@ -148,6 +153,61 @@ class Reader:
         for kind in ("task", "method", "benchmark"):
             paper[kind + "s"] = [tag["value"] for tag in tags if tag["kind"] == kind]
         return paper
+
+    def similar(self, paper_id: str, *, limit: int = 10) -> list[dict[str, Any]]:
+        """The papers whose title and abstract are nearest to this one's (an id or a unique prefix), nearest first:
+        id, title, summary, domain (None until tagged) and score, the cosine similarity of their embeddings.
+        The paper itself is left out; another id with the same text scores 1.0."""
+        paper = self._paper(paper_id)
+        has_vector = self._has_vector_table() and self.con.execute(
+            "SELECT count(*) FROM paper_vectors WHERE content_hash = ? AND model = ?",
+            [paper["content_hash"], EMBEDDING_MODEL],
+        ).fetchone()[0]
+        if not has_vector:
+            raise PapertagError(f"paper {paper['id']!r} has no embedding yet (added before 'similar' existed); "
+                                "'papertag embed' computes the missing ones")
+        # The nearest texts first, from the vectors alone (a full scan: one cosine per stored text), then their
+        # papers: joining every paper before the top-k costs more than the scan itself. The paper's own text is
+        # among the nearest, and a text that no paper has any more (its paper changed) finds no paper, so ask
+        # for more texts until enough papers come back.
+        texts = limit + 1
+        while True:
+            rows = rows_as_dicts(self.con.execute(
+                """WITH target AS (SELECT vector FROM paper_vectors WHERE content_hash = ? AND model = ?),
+                   nearest AS (
+                       SELECT v.content_hash, array_cosine_similarity(v.vector, target.vector) AS score
+                       FROM paper_vectors v CROSS JOIN target WHERE v.model = ?
+                       ORDER BY score DESC LIMIT ?)
+                   SELECT p.id, p.title, e.summary, e.domain, n.score
+                   FROM nearest n
+                   JOIN papers p ON p.content_hash = n.content_hash
+                   LEFT JOIN current_extractions e ON e.paper_id = p.id
+                   WHERE p.id <> ?
+                   ORDER BY n.score DESC, p.id""",
+                [paper["content_hash"], EMBEDDING_MODEL, EMBEDDING_MODEL, texts, paper["id"]],
+            ))
+            if len(rows) >= limit or texts >= self._vector_count():
+                return rows[:max(0, limit)]
+            texts *= 4
+
+    def _vector_count(self) -> int:
+        return self.con.execute("SELECT count(*) FROM paper_vectors WHERE model = ?", [EMBEDDING_MODEL]).fetchone()[0]
+
+    def papers_without_vectors(self) -> int:
+        """Papers that 'similar' cannot compare yet (ingested before it existed)."""
+        if not self._has_vector_table():
+            return self.con.execute("SELECT count(*) FROM papers").fetchone()[0]
+        return self.con.execute(
+            """SELECT count(*) FROM papers p
+               ANTI JOIN paper_vectors v ON v.content_hash = p.content_hash AND v.model = ?""",
+            [EMBEDDING_MODEL],
+        ).fetchone()[0]
+
+    def _has_vector_table(self) -> bool:
+        """A database last written by a papertag older than 'similar' has no vector table until the next write."""
+        return bool(self.con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() AND table_name = 'paper_vectors'"
+        ).fetchone()[0])
 
     def tags(self, kind: str | None = None) -> list[dict[str, Any]]:
         """Each tag once per normalised key, shown in its most common spelling."""

@@ -122,6 +122,17 @@ MIGRATIONS: list[str] = [
     """,
     # 4: the mark that tells papertag's databases from other DuckDB files (older ones are known by their tables).
     f"COMMENT ON TABLE schema_migrations IS '{PAPERTAG_MARK}';",
+    # 5: one embedding per paper text and embedding model (embed.py), for 'papertag similar'. Keyed by content
+    # hash like extractions, so an unchanged text is never embedded again, whatever its id.
+    """
+    CREATE TABLE paper_vectors (
+        content_hash VARCHAR NOT NULL,
+        model VARCHAR NOT NULL,
+        vector FLOAT[384] NOT NULL,             -- unit length: cosine similarity is the dot product
+        created_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (content_hash, model)
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 # An extraction is reused only if all of these match; the paper id and its text hash say which text it describes.
@@ -345,6 +356,32 @@ class Store:
                    WHERE papers.content_hash <> excluded.content_hash"""
             )
         return changed
+
+    def texts_without_vectors(self, model: str) -> list[tuple[str, str, str]]:
+        """(content hash, title, abstract) of each paper text that has no vector from this embedding model yet;
+        one row per text, however many ids share it."""
+        return self.con.execute(
+            """SELECT p.content_hash, any_value(p.title), any_value(p.abstract) FROM papers p
+               ANTI JOIN paper_vectors v ON v.content_hash = p.content_hash AND v.model = ?
+               GROUP BY p.content_hash ORDER BY p.content_hash""",
+            [model],
+        ).fetchall()
+
+    def add_vectors(self, model: str, content_hashes: list[str], vectors: Any) -> None:
+        """Store embeddings (a float32 array, one row per hash) in one bulk statement; a hash already stored
+        for this model keeps its vector."""
+        if not content_hashes:
+            return
+        dimensions = vectors.shape[1]
+        flat = pa.array(vectors.reshape(-1), pa.float32())
+        incoming = pa.table({
+            "content_hash": pa.array(content_hashes, pa.string()),
+            "model": pa.array([model] * len(content_hashes), pa.string()),
+            "vector": pa.FixedSizeListArray.from_arrays(flat, dimensions),
+            "created_at": pa.array([_now()] * len(content_hashes), pa.timestamp("us")),
+        })
+        with self._transaction(), self._registered(incoming_vectors=incoming):
+            self.con.execute("INSERT OR IGNORE INTO paper_vectors BY NAME SELECT * FROM incoming_vectors")
 
     def done_keys(self, model: str, prompt: Prompt) -> set[tuple[str, str]]:
         """(paper id, content hash) pairs that already have a good extraction under this model, prompt and schema."""
