@@ -510,6 +510,36 @@ def sql(
         err.print(f"note: output cut at {max_rows:,} rows; --max-rows N prints more (0: all)", highlight=False)
 
 
+@app.command()
+@friendly_errors
+def serve(
+    db: DbOption = DEFAULT_DB,
+    eval_db: Annotated[Path, typer.Option("--eval-db", envvar="PAPERTAG_EVAL_DB",
+        help="Eval database for the /evals page (shown empty if it does not exist).")] = Path("evals.duckdb"),
+    host: Annotated[str, typer.Option(help="Address to listen on; the default is this machine only.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
+) -> None:
+    """Browse the papers in a web page: list, search, facets, one page per paper, benchmarks, eval runs.
+
+    Read-only: every request opens the database read-only, so it can run during an ingest. Ctrl-C stops it.
+    """
+    import socket
+
+    import uvicorn
+
+    from .web.app import create_app
+
+    with Reader(db):
+        pass  # a missing or foreign database is one line here, not an error page on every request
+    try:
+        with socket.create_server((host, port)):
+            pass  # a port already in use is one line here, not uvicorn's log
+    except OSError as error:
+        raise PapertagError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+    err.print(f"serving {shown(db)} on http://{shown(host)}:{port}/ (read-only; Ctrl-C stops)", highlight=False)
+    uvicorn.run(create_app(db, eval_db), host=host, port=port, log_level="warning")
+
+
 class Split(str, Enum):
     dev = "dev"
     test = "test"

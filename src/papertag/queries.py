@@ -104,20 +104,68 @@ class Reader:
                task: str | None = None, method: str | None = None) -> list[dict[str, Any]]:
         """Papers ranked by BM25 over title, summary, abstract and tags, best first, each record with its score;
         the filters are query's. The index is the one the last ingest built (search.py)."""
+        selection, params = self._selection(text, domain=domain, benchmark=benchmark, task=task, method=method)
+        return rows_as_dicts(self.con.execute(
+            f"SELECT * FROM ({selection}) ORDER BY score DESC, title, id LIMIT ?", [*params, max(0, limit)]))
+
+    def browse(self, text: str | None = None, *, domain: str | None = None, benchmark: str | None = None,
+               task: str | None = None, method: str | None = None, offset: int = 0, limit: int = 20,
+               facet_limit: int = 10) -> dict[str, Any]:
+        """One page of the papers matching the filters (and the search text, if any): newest first, or best first
+        for a search; with their total and, for each of domain, benchmark, task and method, the most common
+        values among all of them with paper counts (the web page's sidebar)."""
+        selection, params = self._selection(text, domain=domain, benchmark=benchmark, task=task, method=method)
+        order = "score DESC, title, id" if text is not None else "added_at DESC, title, id"
+        papers = rows_as_dicts(self.con.execute(
+            f"""SELECT s.*, p.added_at FROM ({selection}) s JOIN papers p USING (id)
+                ORDER BY {order} LIMIT ? OFFSET ?""",
+            [*params, max(0, limit), max(0, offset)],
+        ))
+        total = self.con.execute(f"SELECT count(*) FROM ({selection})", params).fetchone()[0]
+        facets = {"domain": rows_as_dicts(self.con.execute(
+            f"""SELECT domain AS value, count(*) AS papers FROM ({selection})
+                GROUP BY domain ORDER BY papers DESC, value LIMIT ?""",
+            [*params, facet_limit],
+        ))}
+        tag_counts = rows_as_dicts(self.con.execute(
+            f"""SELECT * FROM (
+                    SELECT t.kind, mode(t.value) AS value, count(DISTINCT t.paper_id) AS papers
+                    FROM tags t JOIN current_extraction c ON c.extraction_id = t.extraction_id
+                    WHERE t.paper_id IN (SELECT id FROM ({selection}))
+                    GROUP BY t.kind, t.key)
+                QUALIFY row_number() OVER (PARTITION BY kind ORDER BY papers DESC, value) <= ?
+                ORDER BY kind, papers DESC, value""",
+            [*params, facet_limit],
+        ))
+        for kind in ("benchmark", "task", "method"):
+            facets[kind] = [{"value": row["value"], "papers": row["papers"]} for row in tag_counts if row["kind"] == kind]
+        return {"total": total, "papers": papers, "facets": facets}
+
+    def _selection(self, text: str | None, *, domain: str | None, benchmark: str | None, task: str | None,
+                   method: str | None) -> tuple[str, list[Any]]:
+        """SQL for the records matching the filters, each with its BM25 score for the text (NULL without one),
+        and its parameters; a text matches a paper when any of its words (stemmed, not a stopword) occurs."""
+        if text is None:
+            records, params = self._filtered_records(benchmark=benchmark, task=task, method=method, domain=domain)
+            return f"SELECT *, NULL::DOUBLE AS score FROM ({records})", params
         if not text.strip():
             raise PapertagError("give some words to search for")
         if not has_search_index(self.con):
             raise PapertagError(NO_INDEX)
         load_fts(self.con)
-        hits = f"SELECT id, score FROM (SELECT id, {SEARCH_SCHEMA}.match_bm25(id, ?) AS score FROM {SEARCH_TABLE}) WHERE score IS NOT NULL"
+        hits = (f"SELECT id, score FROM (SELECT id, {SEARCH_SCHEMA}.match_bm25(id, ?) AS score FROM {SEARCH_TABLE}) "
+                "WHERE score IS NOT NULL")
         records, params = self._filtered_records(benchmark=benchmark, task=task, method=method, domain=domain,
                                                  where=["p.id IN (SELECT id FROM hits)"])
-        return rows_as_dicts(self.con.execute(
-            f"""WITH hits AS MATERIALIZED ({hits}), records AS ({records})
-                SELECT records.*, hits.score FROM records JOIN hits USING (id)
-                ORDER BY hits.score DESC, records.title, records.id LIMIT ?""",
-            [text, *params, max(0, limit)],
-        ))
+        return (f"""WITH hits AS MATERIALIZED ({hits}), records AS ({records})
+                    SELECT records.*, hits.score FROM records JOIN hits USING (id)""", [text, *params])
+
+    def eval_runs(self) -> list[dict[str, Any]]:
+        """Stored eval runs, oldest first, with their metrics as a dict (an eval database; see 'papertag eval')."""
+        runs = rows_as_dicts(self.con.execute("SELECT * FROM eval_runs ORDER BY id"))
+        for run in runs:
+            run["metrics"] = json.loads(run["metrics"])
+        return runs
 
     def export(self) -> list[dict[str, Any]]:
         return self._records()
