@@ -115,6 +115,8 @@ def test_hostile_title_is_escaped_everywhere(client):
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &#34;quoted&#34;" in pages[1]
     assert "&lt;b&gt;bold&lt;/b&gt;" in pages[1]
     assert client.get("/api/paper/hostile-1").json()["paper"]["title"] == HOSTILE  # JSON keeps the text as it is
+    missing = client.get("/paper/%3Cscript%3Ealert(3)%3C%2Fscript%3E").text  # the id is echoed in the 404 message
+    assert "<script>alert(3)" not in missing and "&lt;script&gt;alert(3)" in missing
 
 
 def test_paper_page_shows_provenance_tags_and_similar(client):
@@ -158,6 +160,13 @@ def test_requests_never_write_the_database(client, tagged_db):
         assert client.get(path).status_code == 200
     assert hashlib.sha256(tagged_db.read_bytes()).hexdigest() == before
     assert not tagged_db.with_name(tagged_db.name + ".wal").exists()
+
+
+def test_pages_work_while_an_ingest_holds_the_writer_lock(client, tagged_db):
+    with Store(tagged_db) as store:
+        store.release()  # as an ingest does between its short commits
+        assert client.get("/?q=agents").status_code == 200
+        assert client.get("/paper/hostile-1").status_code == 200
 
 
 def test_serve_refuses_a_missing_database(tmp_path):
