@@ -51,6 +51,9 @@ MATCHED_RECORDS = f"""
 class Reader:
     def __init__(self, path: Path):
         self.con = open_reader(path)
+        # DuckDB draws a progress bar on stdout for a query over 2 s: it would land inside `export` output or a
+        # web server's log.
+        self.con.execute("SET enable_progress_bar = false")
 
     def close(self) -> None:
         self.con.close()
@@ -153,12 +156,17 @@ class Reader:
         if not has_search_index(self.con):
             raise PapertagError(NO_INDEX)
         load_fts(self.con)
-        hits = (f"SELECT id, score FROM (SELECT id, {SEARCH_SCHEMA}.match_bm25(id, ?) AS score FROM {SEARCH_TABLE}) "
-                "WHERE score IS NOT NULL")
+        # Scored once here and passed on as two lists: browse runs the selection four times (page, total, facets).
+        hits = self.con.execute(
+            f"""SELECT list(id), list(score) FROM (
+                    SELECT id, {SEARCH_SCHEMA}.match_bm25(id, ?) AS score FROM {SEARCH_TABLE}) WHERE score IS NOT NULL""",
+            [text],
+        ).fetchone()
         records, params = self._filtered_records(benchmark=benchmark, task=task, method=method, domain=domain,
                                                  where=["p.id IN (SELECT id FROM hits)"])
-        return (f"""WITH hits AS MATERIALIZED ({hits}), records AS ({records})
-                    SELECT records.*, hits.score FROM records JOIN hits USING (id)""", [text, *params])
+        return (f"""WITH hits AS (SELECT unnest(?::VARCHAR[]) AS id, unnest(?::DOUBLE[]) AS score), records AS ({records})
+                    SELECT records.*, hits.score FROM records JOIN hits USING (id)""",
+                [hits[0] or [], hits[1] or [], *params])
 
     def eval_runs(self) -> list[dict[str, Any]]:
         """Stored eval runs, oldest first, with their metrics as a dict (an eval database; see 'papertag eval')."""
