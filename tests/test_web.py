@@ -4,6 +4,7 @@ import hashlib
 import json
 import re
 
+import duckdb
 import pytest
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
@@ -72,7 +73,7 @@ def test_json_twins_of_every_page(client):
     benchmarks = client.get("/api/benchmarks").json()["benchmarks"]
     counts = {b["value"]: b["papers"] for b in benchmarks}
     assert counts["AgentBench"] == 1 and counts["MT-Bench"] >= 2  # the hostile paper is on MT-Bench too
-    assert client.get("/api/evals").json() == {"runs": [], "fields": []}
+    assert client.get("/api/evals").json() == {"runs": [], "fields": [], "note": None}
 
 
 def test_list_page_facets_filters_and_pages(client):
@@ -142,6 +143,17 @@ def test_evals_page_draws_a_line_per_metric(tagged_db, tmp_path):
     assert len(points.split()) == 3
     runs = client.get("/api/evals").json()["runs"]
     assert [run["metrics"]["benchmarks"]["f1"] for run in runs] == [0.5, 0.7, 0.6]
+
+
+def test_an_eval_database_without_runs(tagged_db, tmp_path):
+    empty = tmp_path / "empty.duckdb"
+    Store(empty).close()
+    assert "no eval runs" in TestClient(create_app(tagged_db, empty)).get("/evals").text
+    foreign = tmp_path / "foreign.duckdb"
+    with duckdb.connect(str(foreign)) as con:
+        con.execute("CREATE TABLE sales (x INTEGER)")
+    page = TestClient(create_app(tagged_db, foreign)).get("/evals")  # one line, and the other pages still work
+    assert page.status_code == 200 and "no eval runs" in page.text and "is not a papertag database" in page.text
 
 
 def test_a_database_without_search_index_still_lists(tmp_path, sample_path):

@@ -80,16 +80,19 @@ def create_app(db: Path, eval_db: Path | None = None) -> Starlette:
         # evals.py brings in the LLM stack; only this page needs its metric names.
         from ..evals import HEADLINE_METRICS, metric
 
-        runs = []
+        runs, note = [], None
         if eval_db is not None and eval_db.exists():
-            with Reader(eval_db) as reader:
-                runs = reader.eval_runs()
+            try:
+                with Reader(eval_db) as reader:
+                    runs = reader.eval_runs()
+            except PapertagError as error:  # an empty or busy eval database: the papers pages still work
+                note = str(error)
         fields = []
         for label, path in HEADLINE_METRICS:
             values = [metric(run["metrics"], path) for run in runs]
             if any(value is not None for value in values):
                 fields.append({"metric": label, "values": values})
-        return {"runs": runs, "fields": fields}
+        return {"runs": runs, "fields": fields, "note": note}
 
     def html(template: str, build: Callable[[Request], dict[str, Any]], api: str | None = None):
         def endpoint(request: Request) -> Response:
