@@ -81,8 +81,9 @@ class Reader:
         return rows_as_dicts(self.con.execute(sql, params))
 
     def _filtered_records(self, *, benchmark: str | None, task: str | None, method: str | None, domain: str | None,
-                          where: list[str] | None = None, where_params: list[Any] | None = None) -> tuple[str, list[Any]]:
-        """The records query for query's filters (and any further conditions on p and e), with its parameters."""
+                          where: list[str] | None = None) -> tuple[str, list[Any]]:
+        """The records query for query's filters (and any further conditions on p and e, without parameters),
+        with its parameters."""
         matches, params = [], []
         for kind, value, exact in (("benchmark", benchmark, True), ("task", task, False), ("method", method, False)):
             if value is None:
@@ -94,7 +95,6 @@ class Reader:
             matches.append(f"SELECT DISTINCT extraction_id FROM tags WHERE kind = ? AND {match}")
             params += [kind, key]
         conditions = list(where or [])
-        params += where_params or []
         if domain is not None:
             conditions.append("e.domain = ?")
             params.append(domain)
