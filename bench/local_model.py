@@ -30,7 +30,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from unittest.mock import patch
 
@@ -38,9 +38,10 @@ import httpx
 import openai
 
 import papertag.ingest as ingest_module
-from papertag.backends import open_endpoint
+from papertag.backends import BackendOptions, open_endpoint
 from papertag.extract import Extractor
 from papertag.prompts import load_prompt
+from papertag.settings import Settings
 from papertag.sources import make_paper, parse_file
 from papertag.store import Store
 
@@ -219,12 +220,12 @@ def run_raw(client: httpx.Client, bodies: dict[str, dict], papers, slots) -> Pha
 
 
 def measure(spec: str, papers, slots: int, *, raw: bool, raw_first: bool) -> Measurement:
-    os.environ["PAPERTAG_LOCAL_SLOTS"] = str(slots)  # read by backends/local.py when it starts the server
     prompt = load_prompt()
     started = time.perf_counter()
-    with open_endpoint(spec) as endpoint:
+    settings = replace(Settings.from_env(), local_slots=slots)  # passed in, not set in the environment
+    with open_endpoint(spec, BackendOptions(settings=settings)) as endpoint:
         load_s = time.perf_counter() - started
-        assert endpoint.concurrency == slots, f"local.py ignored PAPERTAG_LOCAL_SLOTS={slots}"
+        assert endpoint.concurrency == slots, f"local.py ignored local_slots={slots}"
         warmups = fillers(slots)
         bodies = papertag_requests(endpoint, prompt, [*warmups, *papers])
         auth = {"Authorization": f"Bearer {endpoint.api_key}"}
@@ -294,7 +295,7 @@ def report(results: list[Measurement], args) -> str:
     ]
     for result in results:
         lines += [row(result.slots, phase) for phase in result.phases.values()]
-    threads = os.environ.get("PAPERTAG_LOCAL_THREADS", str(os.cpu_count()))
+    threads = Settings.from_env().local_threads or os.cpu_count()
     loads = ", ".join(f"{result.slots} slot(s) {result.load_s:.1f} s" for result in results)
     lines += [
         "",

@@ -109,6 +109,9 @@ def main() -> None:
                   f"`.venv/bin/python evals/analyse.py --db evals/evals.duckdb --prompt-version {prompt_version} --split {split}`"
                   " re-finishes the stored answers under each variant (no model call). Rows are cumulative.", "",
                   analysis.strip()]
+    similar = subprocess.run([sys.executable, "evals/similar_quality.py"], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout
+    lines += ["", similar.strip()]
     notes = ROOT / "evals" / "NOTES.md"
     if notes.exists():
         lines += ["", notes.read_text().strip()]

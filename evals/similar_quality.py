@@ -9,6 +9,7 @@ neighbours that
 A "random" row gives what neighbours drawn at random would score (the exact expectation, not a sample).
 
 Usage (from the repository root): .venv/bin/python evals/similar_quality.py [--gold evals/gold.jsonl] [--k 5] [--json]
+It prints its section of evals/RESULTS.md as Markdown.
 No model call and no database: the embedder runs here, on title + abstract exactly as ingest embeds them.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import time
 from collections import Counter
@@ -129,14 +131,30 @@ def main() -> None:
     if args.json:
         print(json.dumps({"k": args.k, "methods": rows, "timing": timing}, indent=2))
         return
+    print(markdown(rows, timing, args.k))
+
+
+def markdown(rows: dict[str, dict[str, float]], timing: dict, k: int) -> str:
+    """The section of evals/RESULTS.md (evals/make_results.py includes it)."""
     metrics = list(next(iter(rows.values())))
-    print(f"| method ({len(papers)} gold papers, {args.k} neighbours each) | " + " | ".join(metrics) + " |")
-    print("|---|" + "---|" * len(metrics))
+    lines = [
+        f"## Similar papers (`papertag similar`): neighbours among the {timing['papers']} gold papers", "",
+        "`.venv/bin/python evals/similar_quality.py` (no model call, no database). For each gold paper, its "
+        f"{k} nearest other gold papers by each method; the share of those neighbours with the same gold domain, and "
+        "with at least one gold task or benchmark in common, matched by tag key (case, punctuation and spacing "
+        "folded) or by the eval scorer's rules (word-set Jaccard ≥ 0.5 for tasks, benchmark name variants). "
+        "Gold tasks are specific phrases that few papers share, so the second measure is low for every method; "
+        f"the random row is its floor. Each share is over {timing['papers']} × {k} = {timing['papers'] * k} "
+        "neighbours, so a difference under about 0.05 is within noise.", "",
+        f"| method ({k} neighbours per paper) | " + " | ".join(metrics) + " |",
+        "|---|" + "---|" * len(metrics),
+    ]
     for name, values in rows.items():
-        print(f"| {name} | " + " | ".join(f"{values[m]:.3f}" for m in metrics) + " |")
-    print()
-    print(f"MiniLM: {timing['minilm_seconds_per_paper']:.3f} s per paper (model load {timing['embedder_load_seconds']:.2f} s); "
-          f"tf-idf: {timing['tfidf_seconds_total']:.3f} s for all {len(texts)} papers")
+        lines.append(f"| {name} | " + " | ".join(f"{values[m]:.3f}" for m in metrics) + " |")
+    lines += ["", f"Embedding speed in this run: {timing['minilm_seconds_per_paper']:.3f} s per paper on "
+              f"{os.cpu_count()} cores (model load {timing['embedder_load_seconds']:.2f} s, load average "
+              f"{os.getloadavg()[0]:.1f}); tf-idf {timing['tfidf_seconds_total']:.2f} s for all {timing['papers']} papers."]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -241,3 +241,11 @@ def test_every_batch_command_has_help():
         result = cli("batch", command, "--help")
         assert result.exit_code == 0 and "Usage" in result.stdout
     assert "submit" in cli("batch", "--help").stdout
+
+
+def test_batch_runs_no_sql_of_its_own():
+    """All SQL lives in store.py and queries.py: batch.py asks the Store, never its connection."""
+    import inspect
+
+    source = inspect.getsource(batch)
+    assert ".con." not in source and "execute(" not in source and "_now" not in source

@@ -12,6 +12,7 @@ from papertag.cli import app
 from papertag.errors import PapertagError
 from papertag.evals import compare, load_gold, run_eval
 from papertag.prompts import load_prompt
+from papertag.queries import Reader
 from papertag.schema import DOMAINS
 from papertag.store import Store
 from test_ingest import fast_retries
@@ -112,9 +113,8 @@ def test_compare_two_stored_runs_shows_deltas(db_path):
     worse, _ = evaluate(db_path, "worse", changed)
     assert worse["metrics"]["benchmarks"]["recall"] == 0.0
     assert any(error["fields"].get("benchmarks", {}).get("misses") == ["WebVoyager", "WebArena"] for error in worse["errors"])
-    store = Store(db_path)
-    result = compare(store.eval_runs(), good["id"], worse["id"])
-    store.close()
+    with Reader(db_path) as reader:
+        result = compare(reader.eval_runs(), good["id"], worse["id"])
     rows = {row["metric"]: row for row in result["metrics"]}
     domain = rows["domain acc"]  # "other" everywhere; the text's cues put some papers back in their domain
     assert domain["a"] >= 0.95 and domain["b"] < 0.7 and domain["delta"] == round(domain["b"] - domain["a"], 4)

@@ -279,3 +279,18 @@ def test_markup_in_stored_text_prints_literally(tmp_path, fake_server):
         result = invoke(*command, "--db", tmp_path / "m.duckdb")
         assert result.exit_code == 0
     assert "[/bold]" in invoke("summaries", "--db", tmp_path / "m.duckdb").stdout
+
+
+def test_the_same_text_under_two_ids_costs_one_call(db_path, fake_server):
+    title, abstract = "Skills for agents", "We evaluate skill libraries for LLM agents on AgentBench."
+    twins = [make_paper(title, abstract, "a.jsonl", "arxiv-1"), make_paper(title, abstract, "b.jsonl", "doi-1")]
+    report = run(db_path, twins, fake_server)
+    assert fake_server.calls == 1 and report.extracted == 2 and report.failed == 0
+    # A later file with a third id for the same text reuses the stored answer, without a call.
+    later = run(db_path, [make_paper(title.upper(), abstract, "c.jsonl", "s2-1")], fake_server)
+    assert fake_server.calls == 1 and later.rechecked == 1
+    with Reader(db_path) as reader:
+        stored = reader.con.execute("SELECT paper_id, summary FROM current_extractions ORDER BY paper_id").fetchall()
+    record("same text under two ids", "one model call; the second id (and a third in a later run) gets a copy of "
+           "the answer, re-checked against its own title", cases=3, lost=3 - len(stored))
+    assert [row[0] for row in stored] == ["arxiv-1", "doi-1", "s2-1"] and len({row[1] for row in stored}) == 1

@@ -325,15 +325,3 @@ def test_concurrency_is_reached_and_never_exceeded(db_path):
     assert report.extracted == 40
     assert peak == 6
 
-
-def test_the_same_text_under_two_ids_costs_one_call(db_path, fake_server):
-    title, abstract = "Skills for agents", "We evaluate skill libraries for LLM agents on AgentBench."
-    twins = [make_paper(title, abstract, "a.jsonl", "arxiv-1"), make_paper(title, abstract, "b.jsonl", "doi-1")]
-    report = run(db_path, twins, fake_server)
-    assert fake_server.calls == 1 and report.extracted == 2 and report.failed == 0
-    # A later file with a third id for the same text reuses the stored answer, without a call.
-    later = run(db_path, [make_paper(title.upper(), abstract, "c.jsonl", "s2-1")], fake_server)
-    assert fake_server.calls == 1 and later.rechecked == 1
-    with Reader(db_path) as reader:
-        stored = reader.con.execute("SELECT paper_id, summary FROM current_extractions ORDER BY paper_id").fetchall()
-    assert [row[0] for row in stored] == ["arxiv-1", "doi-1", "s2-1"] and len({row[1] for row in stored}) == 1

@@ -2,6 +2,8 @@
 
 import json
 import socket
+import subprocess
+import sys
 
 import duckdb
 import pytest
@@ -9,7 +11,7 @@ from typer.testing import CliRunner
 
 from papertag.cli import app
 from papertag.embed import MODEL_NAME, ONNX_MODEL, Embedder, PackagedFile
-from papertag.errors import PapertagError
+from papertag.errors import DatabaseError, NotFound, PapertagError
 from papertag.queries import Reader
 
 runner = CliRunner()
@@ -81,7 +83,8 @@ def test_table_output_and_limit(fake_server, tmp_path):
 
 def test_vectors_are_computed_once_per_text(fake_server, tmp_path):
     path = write_papers(tmp_path / "papers.jsonl", PAPERS)
-    assert ingest(fake_server, path)["embedded"] == 4
+    first = cli("ingest", path, "--model", "openai:fake", "--base-url", fake_server.base_url)
+    assert "embedding 4 papers for 'papertag similar'" in first.stderr and "embedded" in first.stdout
     rows = vector_rows(tmp_path / "papertag.duckdb")
     assert len(rows) == 4 and {(model, size) for _, model, size in rows} == {(MODEL_NAME, 384)}
 
@@ -166,3 +169,36 @@ def test_database_from_before_similar_is_upgraded_by_embed(fake_server, tmp_path
     assert json.loads(cli("embed", "--json").stdout)["embedded"] == 4
     result = cli("similar", "protein-a", "--json")
     assert json.loads(result.stdout)[0]["id"] == "protein-b" and "note" not in result.stderr
+
+
+def test_reading_similar_papers_loads_no_model_runtime(fake_server, tmp_path):
+    ingest(fake_server, write_papers(tmp_path / "papers.jsonl", PAPERS))
+    code = ("import sys; from pathlib import Path; from papertag.queries import Reader; "
+            f"found = Reader(Path({str(tmp_path / 'papertag.duckdb')!r})).similar('protein-a'); "
+            "assert found[0]['id'] == 'protein-b'; "
+            "print(sorted(m for m in ('onnxruntime', 'tokenizers', 'openai', 'instructor') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_library_similar_embed_and_missing_count(fake_server, tmp_path):
+    import papertag
+
+    ingest(fake_server, write_papers(tmp_path / "papers.jsonl", PAPERS))
+    library = papertag.open(tmp_path / "papertag.duckdb")
+    assert library.similar("protein-a", limit=1)[0]["id"] == "protein-b"
+    assert library.papers_without_vectors() == 0 and library.embed() == 0
+    with pytest.raises(NotFound):
+        library.similar("nope")
+    with pytest.raises(DatabaseError, match="no database"):
+        papertag.open(tmp_path / "missing.duckdb").embed()
+
+
+def test_limit_zero_or_negative_gives_nothing(fake_server, tmp_path):
+    ingest(fake_server, write_papers(tmp_path / "papers.jsonl", PAPERS))
+    with Reader(tmp_path / "papertag.duckdb") as reader:
+        assert reader.similar("protein-a", limit=0) == [] and reader.similar("protein-a", limit=-3) == []
+        with pytest.raises(NotFound):
+            reader.similar("nope", limit=0)
+    assert cli("similar", "protein-a", "--limit", "0").exit_code == 2  # the CLI asks for at least 1

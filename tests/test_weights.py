@@ -7,6 +7,7 @@ from reliability import record
 
 from papertag import weights
 from papertag.errors import PapertagError
+from papertag.settings import Settings
 
 CHUNKS = [b"GGUF-part-one|", b"part-two|", b"part-three"]
 
@@ -36,7 +37,8 @@ def test_assembles_chunks_in_order_once(chunked_model, tmp_path):
 
 def test_uses_cache_dir_from_environment(chunked_model, tmp_path, monkeypatch):
     monkeypatch.setenv("PAPERTAG_CACHE_DIR", str(tmp_path / "elsewhere"))
-    assert weights.assemble(chunked_model).parent == tmp_path / "elsewhere" / "models"
+    models_dir = Settings.from_env().models_dir
+    assert weights.assemble(chunked_model, models_dir).parent == tmp_path / "elsewhere" / "models"
 
 
 def test_missing_chunk_package_says_what_to_install(chunked_model, tmp_path):
@@ -69,4 +71,4 @@ def test_local_slots_follow_the_run_size_unless_configured():
     assert choose_slots(31, None) == 1  # the warm-up of extra slots costs more than they save
     assert choose_slots(5000, None) == 4
     assert choose_slots(None, None) == 4
-    assert choose_slots(31, "2") == 2
+    assert choose_slots(31, 2) == 2

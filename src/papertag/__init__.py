@@ -1,8 +1,20 @@
-"""papertag: summarise and tag research-paper abstracts with an LLM; store and query the results in DuckDB."""
+"""papertag: summarise and tag research-paper abstracts with an LLM; store and query the results in DuckDB.
 
-from .errors import PapertagError
+    with papertag.open("papers.duckdb", model="openai:gpt-4o-mini") as library:
+        library.ingest(["abstracts.jsonl"])
+        library.query(benchmark="AgentBench")
+"""
+
+from .api import Library, open
+from .backends import DEFAULT_MODEL_SPEC
+from .errors import BackendError, ConfigurationError, DatabaseBusy, DatabaseError, InputError, NotFound, PapertagError
 from .schema import DOMAINS, PaperTags
-from .sources import Paper, parse_file
+from .settings import Settings
+from .sources import Inputs, Paper, make_paper, parse_file, read_inputs
 
-__all__ = ["DOMAINS", "Paper", "PaperTags", "PapertagError", "parse_file"]
+__all__ = [
+    "DEFAULT_MODEL_SPEC", "DOMAINS", "BackendError", "ConfigurationError", "DatabaseBusy", "DatabaseError", "InputError",
+    "Inputs", "Library", "NotFound", "Paper", "PaperTags", "PapertagError", "Settings", "make_paper", "open",
+    "parse_file", "read_inputs",
+]
 __version__ = "0.1.0"

@@ -18,13 +18,14 @@ from openai.types import Batch
 from pydantic import ValidationError
 
 from .backends import BackendOptions, Endpoint, open_endpoint
-from .errors import PapertagError
+from .errors import BackendError, ConfigurationError
 from .extract import (Extraction, chat_arguments, check_answer, describe, error_line, fit_abstract, max_abstract_chars,
                       response_format)
 from .ingest import canonical_spec, prepare
 from .prompts import Prompt
+from .settings import Settings
 from .sources import Paper
-from .store import Store, _now, rows_as_dicts
+from .store import Store
 
 CHAT_ENDPOINT = "/v1/chat/completions"
 # OpenAI's limits per batch: 50,000 requests and a 200 MB input file (kept under it with room to spare).
@@ -81,16 +82,17 @@ def request_line(paper: Paper, model: str, prompt: Prompt, max_chars: int, schem
     return {"custom_id": paper.id, "method": "POST", "url": CHAT_ENDPOINT, "body": body}
 
 
-def submit(store: Store, papers: list[Paper], *, spec: str, prompt: Prompt, base_url: str | None = None) -> SubmitReport:
+def submit(store: Store, papers: list[Paper], *, spec: str, prompt: Prompt, base_url: str | None = None,
+           settings: Settings | None = None) -> SubmitReport:
     """Add the papers to the store and submit every one not yet tagged by this model and prompt as batch jobs."""
     spec = canonical_spec(spec)
-    with _endpoint(spec, base_url) as endpoint:  # a bad spec or missing key fails before anything is written
+    with _endpoint(spec, base_url, settings) as endpoint:  # a bad spec or missing key fails before anything is written
         # The same cache rule as ingest, plus papers already waiting in a batch.
         work = prepare(store, papers, spec, prompt)
         report = SubmitReport(papers=work.papers, new_or_changed=work.new_or_changed, cached=work.cached,
                               rechecked=work.rechecked)
         todo = work.todo
-        waiting = _waiting_keys(store, spec, prompt.version)
+        waiting = store.waiting_batch_keys(spec, prompt.version)
         report.cached += sum((paper.id, paper.content_hash) in waiting for paper in todo)
         todo = [paper for paper in todo if (paper.id, paper.content_hash) not in waiting]
         if not todo:
@@ -106,24 +108,21 @@ def submit(store: Store, papers: list[Paper], *, spec: str, prompt: Prompt, base
         client = _client(endpoint)
         for chunk in _chunks(lines):
             created = _create_batch(client, b"".join(line for _, line in chunk))
-            store.con.execute(
-                """INSERT INTO batch_jobs (batch_id, input_file_id, model, prompt_version, base_url, max_abstract_chars,
-                       papers, status, submitted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                [created.id, created.input_file_id, spec, prompt.version, endpoint.base_url, max_chars,
-                 [{"id": paper.id, "content_hash": paper.content_hash} for paper, _ in chunk], created.status, _now()],
-            )
+            store.add_batch_job(created.id, created.input_file_id, model=spec, prompt_version=prompt.version,
+                                base_url=endpoint.base_url, max_abstract_chars=max_chars,
+                                papers=[paper for paper, _ in chunk], status=created.status)
             report.submitted += len(chunk)
             report.batches.append(created.id)
     return report
 
 
-def status(store: Store) -> list[JobStatus]:
+def status(store: Store, settings: Settings | None = None) -> list[JobStatus]:
     """Every uncollected job as the API sees it now."""
     statuses = []
-    for job in _uncollected_jobs(store):
-        batch = _retrieve(_job_client(job), job)
+    for job in store.uncollected_batch_jobs():
+        batch = _retrieve(_job_client(job, settings), job)
         error = _batch_error(batch)
-        _update_job(store, job["batch_id"], batch.status, error)
+        store.update_batch_job(job["batch_id"], batch.status, error)
         counts = batch.request_counts
         statuses.append(JobStatus(
             batch_id=job["batch_id"], model=job["model"], status=batch.status, papers=len(job["papers"]),
@@ -133,17 +132,17 @@ def status(store: Store) -> list[JobStatus]:
     return statuses
 
 
-def collect(store: Store, prompt: Prompt) -> list[CollectReport]:
+def collect(store: Store, prompt: Prompt, settings: Settings | None = None) -> list[CollectReport]:
     """Store the results of every finished, uncollected job; report the others. Each job is collected once."""
     reports = []
-    for job in _uncollected_jobs(store):
-        client = _job_client(job)
+    for job in store.uncollected_batch_jobs():
+        client = _job_client(job, settings)
         batch = _retrieve(client, job)
         error = _batch_error(batch)
         report = CollectReport(job["batch_id"], batch.status, "pending", error=error)
         reports.append(report)
         if batch.status not in WITH_RESULTS | {FAILED}:
-            _update_job(store, job["batch_id"], batch.status, error)
+            store.update_batch_job(job["batch_id"], batch.status, error)
             continue
         if batch.status == FAILED:
             report.outcome = "failed"  # nothing to store; its papers go into the next submit
@@ -153,21 +152,21 @@ def collect(store: Store, prompt: Prompt) -> list[CollectReport]:
             results = _results(store, job, batch.status, lines, report)
             # The answers were given to the job's prompt version; validation and grounding are today's.
             store.save(results, job["model"], dataclasses.replace(prompt, version=job["prompt_version"]))
-        _update_job(store, job["batch_id"], batch.status, error, collected=True)
+        store.update_batch_job(job["batch_id"], batch.status, error, collected=True)
     store.refresh_search_index()  # a no-op unless a collected job changed what readers see
     return reports
 
 
-def check_spec(spec: str, base_url: str | None = None) -> None:
+def check_spec(spec: str, base_url: str | None = None, settings: Settings | None = None) -> None:
     """Fail on one line, before anything is written, if the spec cannot be used for batch jobs."""
-    with _endpoint(canonical_spec(spec), base_url):
+    with _endpoint(canonical_spec(spec), base_url, settings):
         pass
 
 
-def _endpoint(spec: str, base_url: str | None):
+def _endpoint(spec: str, base_url: str | None, settings: Settings | None):
     if spec.partition(":")[0] != "openai":
-        raise PapertagError(f"batch jobs need an OpenAI model spec, openai:<model>, not {spec!r}")
-    return open_endpoint(spec, BackendOptions(base_url=base_url))
+        raise ConfigurationError(f"batch jobs need an OpenAI model spec, openai:<model>, not {spec!r}")
+    return open_endpoint(spec, BackendOptions(base_url=base_url, settings=settings or Settings.from_env()))
 
 
 def _client(endpoint: Endpoint) -> openai.OpenAI:
@@ -180,7 +179,7 @@ def _api(doing: str) -> Iterator[None]:
     try:
         yield
     except openai.OpenAIError as error:
-        raise PapertagError(f"{doing}: {describe(error)}") from None
+        raise BackendError(f"{doing}: {describe(error)}") from None
 
 
 def _chunks(lines: list[tuple[Paper, bytes]]) -> Iterator[list[tuple[Paper, bytes]]]:
@@ -202,32 +201,9 @@ def _create_batch(client: openai.OpenAI, data: bytes) -> Batch:
         return client.batches.create(input_file_id=uploaded.id, endpoint=CHAT_ENDPOINT, completion_window="24h")
 
 
-def _waiting_keys(store: Store, model: str, prompt_version: str) -> set[tuple[str, str]]:
-    """(paper id, content hash) of papers in batches not yet collected: submitting them again would pay twice."""
-    rows = store.con.execute(
-        """SELECT DISTINCT paper.id, paper.content_hash
-           FROM (SELECT unnest(papers) AS paper FROM batch_jobs
-                 WHERE collected_at IS NULL AND status <> ? AND model = ? AND prompt_version = ?)""",
-        [FAILED, model, prompt_version],
-    ).fetchall()
-    return set(rows)
-
-
-def _uncollected_jobs(store: Store) -> list[dict[str, Any]]:
-    return rows_as_dicts(store.con.execute("SELECT * FROM batch_jobs WHERE collected_at IS NULL ORDER BY submitted_at"))
-
-
-def _update_job(store: Store, batch_id: str, batch_status: str, error: str | None, *, collected: bool = False) -> None:
-    now = _now()
-    store.con.execute(
-        "UPDATE batch_jobs SET status = ?, error = ?, checked_at = ?, collected_at = ? WHERE batch_id = ?",
-        [batch_status, error, now, now if collected else None, batch_id],
-    )
-
-
-def _job_client(job: dict[str, Any]) -> openai.OpenAI:
-    # The key comes from the environment each time; only the base URL is stored.
-    with _endpoint(job["model"], job["base_url"]) as endpoint:
+def _job_client(job: dict[str, Any], settings: Settings | None) -> openai.OpenAI:
+    # The key comes from the settings (the environment) each time; only the base URL is stored.
+    with _endpoint(job["model"], job["base_url"], settings) as endpoint:
         return _client(endpoint)
 
 
@@ -268,10 +244,7 @@ def _results(store: Store, job: dict[str, Any], batch_status: str, lines: list[d
     by_paper = {line.get("custom_id"): line for line in lines}
     missing = {"error": {"code": "no_result", "message": f"the {batch_status} batch returned nothing for this paper"}}
     submitted = {paper["id"]: paper["content_hash"] for paper in job["papers"]}
-    rows = rows_as_dicts(store.con.execute(
-        "SELECT id, title, abstract, source, content_hash FROM papers WHERE id IN (SELECT unnest(?))", [list(submitted)]
-    ))
-    current = {row["id"]: Paper(**row) for row in rows}
+    current = store.papers_by_id(list(submitted))
     results = []
     for paper_id, content_hash in submitted.items():
         paper = current.get(paper_id)

@@ -7,28 +7,25 @@ import functools
 import os
 import signal
 import sys
-from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Iterator, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
-import duckdb
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .backends import DEFAULT_MODEL_SPEC, BackendOptions
+from .api import Library
+from .backends import DEFAULT_MODEL_SPEC
 from .errors import PapertagError
-from .export import export_file, write_records
 from .jsonvalues import dumps
-from .prompts import load_prompt
-from .queries import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT_S, Reader, run_read_only_sql
+from .queries import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT_S, run_read_only_sql
 from .redact import redact
 from .schema import DOMAINS
-from .sources import FORMATS, parse_file
-from .store import Store
+from .settings import Settings
+from .sources import FORMATS, read_inputs
 from .text import clean_text
 
 if TYPE_CHECKING:  # the LLM stack (openai, instructor) is imported only by the commands that call a model
@@ -79,6 +76,11 @@ def shown(value: Any) -> str:
     return escape(redact(clean_text(str(value))))
 
 
+# Every kind of PapertagError (InputError, DatabaseError, ConfigurationError, BackendError) exits 2: the command
+# could not do what was asked. 1 stays for runs that finished with some papers failed, 130 for Ctrl-C.
+ERROR_EXIT_CODE = 2
+
+
 def friendly_errors(command):
     """Known problems become one line on stderr and exit code 2, never a traceback."""
 
@@ -91,7 +93,7 @@ def friendly_errors(command):
                 sys.stdout.flush()  # a reader that has gone shows up here, not in the interpreter's last flush
         except PapertagError as error:
             err.print(f"[red]error:[/red] {shown(error)}", highlight=False)
-            raise typer.Exit(2) from None
+            raise typer.Exit(ERROR_EXIT_CODE) from None
         except BrokenPipeError:
             # `papertag export | head -1`: the reader has all it wants. Stop quietly with exit code 0, as cat does.
             _stdout_to_devnull()
@@ -201,41 +203,44 @@ def ingest_command(
     Papers already extracted by the same model and prompt version are skipped at no cost.
     Exit code: 0 when every paper succeeded, 1 when any failed or input lines were skipped, 2 on bad input, 130 on Ctrl-C.
     """
-    parsed = [parse_file(path, input_format.value if input_format else None) for path in paths]
-    problems = [f"{item.path}: {problem}" for item in parsed for problem in item.problems]
-    for problem in problems:
+    library = Library(db, model=model, base_url=base_url, settings=Settings.from_env())
+    inputs = read_inputs(paths, input_format.value if input_format else None)
+    for problem in inputs.problems:
         err.print(f"[yellow]skipped[/yellow] {shown(problem)}", highlight=False)
-    papers = [paper for item in parsed for paper in item.papers]
-    prompt = load_prompt()
-    from .ingest import IngestReport, ingest
+    from .ingest import IngestReport
 
-    report = IngestReport()
+    report = IngestReport(input_problems=inputs.problems)
+    progress = _progress()
+    task = progress.add_task("extracting", total=None, ok=0, failed=0, tokens=0)
+
+    def on_start(total: int) -> None:
+        progress.start()  # only now: an error before the work is known (a database in use) prints no empty bar
+        progress.update(task, total=total)
+        if total:
+            progress.update(task, description=f"extracting with {shown(model)}")
+
     with OrderlyStop() as stop:
         try:
-            with Store(db) as store, _progress() as progress:
-                task = progress.add_task("extracting", total=None, ok=0, failed=0, tokens=0)
-
-                def on_start(total: int) -> None:
-                    progress.update(task, total=total)
-                    if total:
-                        progress.update(task, description=f"extracting with {shown(model)}")
-
-                report = ingest(
-                    store, papers, spec=model, prompt=prompt, options=BackendOptions(base_url=base_url),
-                    concurrency=concurrency, force=force, retry_failed_only=retry_failed,
+            try:
+                report = library.ingest(
+                    inputs, concurrency=concurrency, force=force, retry_failed=retry_failed,
                     on_start=on_start, on_result=lambda result: _advance(progress, task, result),
                     on_wait=lambda message: progress.console.print(f"[yellow]waiting[/yellow] {shown(message)}"),
+                    # Embedding takes about 0.1-0.2 s per new paper after the bar is full: say what the wait is.
+                    on_embed=lambda count: progress.console.print(f"embedding {count} papers for 'papertag similar'"),
                 )
+            finally:
+                progress.stop()
         except BaseException as error:
             if stop.signal is None and not isinstance(error, KeyboardInterrupt):
                 raise
             report.interrupted = True  # before the model ran, or inside a DuckDB call ("Query interrupted")
         if report.interrupted:
-            _print_report(report, db, problems, as_json)
+            _print_report(report, db, as_json)
             err.print(stop.message(f"{report.extracted + report.failed} finished papers are saved"))
             stop.leave()
-    _print_report(report, db, problems, as_json)
-    if report.failed or problems:
+    _print_report(report, db, as_json)
+    if not report.succeeded:
         raise typer.Exit(1)
 
 
@@ -266,31 +271,8 @@ def _advance(progress: Progress, task, result) -> None:
     )
 
 
-def _print_report(report: IngestReport, db: Path, problems: list[str], as_json: bool) -> None:
-    calls = report.extracted + report.failed
-    data = {
-        "papers": report.papers,
-        "new_or_changed": report.new_or_changed,
-        "cached": report.cached,
-        "rechecked": report.rechecked,
-        "extracted": report.extracted,
-        "failed": report.failed,
-        "truncated": report.truncated,
-        "dropped_tags": report.dropped_tags,
-        "skipped_input_lines": len(problems),
-        "prompt_tokens": report.prompt_tokens,
-        "completion_tokens": report.completion_tokens,
-        "tokens_per_paper": round((report.prompt_tokens + report.completion_tokens) / calls, 1) if calls else 0,
-        # Wall time: with requests in parallel, summed latency would count the same second several times.
-        "seconds_per_paper": round(report.extraction_seconds / calls, 2) if calls else 0,
-        "mean_request_seconds": round(report.llm_seconds / calls, 2) if calls else 0,
-        "embedded": report.embedded,
-        "embedding_seconds": round(report.embedding_seconds, 2),
-        "wall_seconds": round(report.wall_seconds, 2),
-        "interrupted": report.interrupted,
-        "failures": [{"id": paper_id, "error": error} for paper_id, error in report.failures],
-        "db": str(db),
-    }
+def _print_report(report: IngestReport, db: Path, as_json: bool) -> None:
+    data = report.as_dict() | {"db": str(db)}
     if as_json:
         print_json(data)
         return
@@ -310,8 +292,7 @@ def _print_report(report: IngestReport, db: Path, problems: list[str], as_json: 
 @friendly_errors
 def summaries(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
     """One line per paper: title — summary."""
-    with Reader(db) as source:
-        rows = source.summaries()
+    rows = Library(db).summaries()
     if as_json:
         print_json(rows)
         return
@@ -333,10 +314,7 @@ def query(
     as_json: JsonOption = False,
 ) -> None:
     """Papers whose extracted tags match every given filter, e.g. --benchmark AgentBench."""
-    if not any((benchmark, task, method, domain)):
-        raise PapertagError("give at least one of --benchmark, --task, --method, --domain")
-    with Reader(db) as source:
-        rows = source.query(benchmark=benchmark, task=task, method=method, domain=domain.value if domain else None)
+    rows = Library(db).query(benchmark=benchmark, task=task, method=method, domain=domain.value if domain else None)
     if as_json:
         print_json(rows)
         return
@@ -356,9 +334,8 @@ def search(
     as_json: JsonOption = False,
 ) -> None:
     """Papers ranked by keyword relevance (BM25), best first; the filters work as in 'query'."""
-    with Reader(db) as source:
-        rows = source.search(text, limit=limit, benchmark=benchmark, task=task, method=method,
-                             domain=domain.value if domain else None)
+    rows = Library(db).search(text, limit=limit, benchmark=benchmark, task=task, method=method,
+                              domain=domain.value if domain else None)
     if as_json:
         print_json(rows)
         return
@@ -375,8 +352,7 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """Everything about one paper: text, current tags, and every extraction attempt."""
-    with Reader(db) as source:
-        paper = source.show(paper_id)
+    paper = Library(db).show(paper_id)
     if as_json:
         print_json(paper)
         return
@@ -412,9 +388,9 @@ def similar(
 
     Score is the cosine similarity of the two papers' embeddings (1: the same text).
     """
-    with Reader(db) as source:
-        rows = source.similar(paper_id, limit=limit)
-        without = source.papers_without_vectors()
+    library = Library(db)
+    rows = library.similar(paper_id, limit=limit)
+    without = library.papers_without_vectors()
     if as_json:
         print_json(rows)
     else:
@@ -432,13 +408,8 @@ def embed_command(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> Non
 
     Texts already embedded cost nothing; an interrupted run keeps what it computed.
     """
-    from .embed import embed_missing
-
-    if not db.exists():
-        raise PapertagError(f"no database at {db}; run 'papertag ingest FILE' first, or pass --db")
     try:
-        with Store(db) as store:
-            embedded = embed_missing(store)
+        embedded = Library(db).embed()
     except KeyboardInterrupt:
         err.print("interrupted: the embeddings computed so far are saved; run the same command again to continue")
         raise typer.Exit(130) from None
@@ -456,8 +427,7 @@ def tags(
     as_json: JsonOption = False,
 ) -> None:
     """Tag values with their paper counts, most common first."""
-    with Reader(db) as source:
-        rows = source.tags(kind.value if kind else None)
+    rows = Library(db).tags(kind.value if kind else None)
     if as_json:
         print_json(rows)
         return
@@ -472,18 +442,7 @@ def export(
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """One record per paper: id, title, summary, tasks, methods, benchmarks, domain, model, prompt_version."""
-    if export_format is ExportFormat.parquet and output is None:
-        raise PapertagError("--format parquet needs --output FILE")
-    with Reader(db) as source:
-        try:
-            if output is None:
-                write_records(source.export(), export_format.value, sys.stdout)
-            else:
-                export_file(source, export_format.value, output, db)
-        except BrokenPipeError:
-            raise  # the reader of stdout has gone: friendly_errors ends quietly
-        except (OSError, duckdb.IOException) as error:
-            raise PapertagError(f"cannot write {output or 'to stdout'}: {str(error).splitlines()[0]}") from None
+    Library(db).export(export_format.value, sys.stdout if output is None else output)
 
 
 @app.command()
@@ -529,15 +488,14 @@ def serve(
 
     from .web.app import create_app
 
-    with Reader(db):
-        pass  # a missing or foreign database is one line here, not an error page on every request
+    web_app = create_app(db, eval_db)  # a missing or foreign database is one line here
     try:
         with socket.create_server((host, port)):
             pass  # a port already in use is one line here, not uvicorn's log
     except OSError as error:
         raise PapertagError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
     err.print(f"serving {shown(db)} on http://{shown(host)}:{port}/ (read-only; Ctrl-C stops)", highlight=False)
-    uvicorn.run(create_app(db, eval_db), host=host, port=port, log_level="warning")
+    uvicorn.run(web_app, host=host, port=port, log_level="warning")
 
 
 class Split(str, Enum):
@@ -568,9 +526,10 @@ def eval_command(
     Extractions are cached, so re-scoring an unchanged model and prompt makes no LLM call. Every run is stored;
     --compare A B shows what a prompt or model change did.
     """
+    library = Library(db, model=model, base_url=base_url, settings=Settings.from_env())
     with OrderlyStop() as stop:
         try:
-            _eval(gold, limit, split, model, base_url, show_errors, compare_runs, history, db, as_json)
+            _eval(library, gold, limit, split, show_errors, compare_runs, history, as_json)
         except BaseException as error:
             if stop.signal is None and not isinstance(error, KeyboardInterrupt):
                 raise
@@ -578,18 +537,17 @@ def eval_command(
             stop.leave()
 
 
-def _eval(gold: Path, limit: Optional[int], split: Split, model: str, base_url: Optional[str], show_errors: bool,
-          compare_runs: Optional[tuple[int, int]], history: bool, db: Path, as_json: bool) -> None:
-    from .evals import HISTORY_METRICS, compare, is_scitldr, load_gold, load_scitldr, metric, run_eval, run_summary_eval
+def _eval(library: Library, gold: Path, limit: Optional[int], split: Split, show_errors: bool,
+          compare_runs: Optional[tuple[int, int]], history: bool, as_json: bool) -> None:
+    from .evals import HISTORY_METRICS, metric
 
-    if history or compare_runs:
-        runs = _stored_eval_runs(db)
-        if history:
-            rows = [{k: run[k] for k in ("id", "created_at", "model", "prompt_version", "split", "papers", "failed")}
-                    | {label: metric(run["metrics"], path) for label, path in HISTORY_METRICS} for run in runs]
-            print_json(rows) if as_json else print_table(rows, list(rows[0]) if rows else [], "no eval runs yet")
-            return
-        result = compare(runs, *compare_runs)
+    if history:
+        rows = [{k: run[k] for k in ("id", "created_at", "model", "prompt_version", "split", "papers", "failed")}
+                | {label: metric(run["metrics"], path) for label, path in HISTORY_METRICS} for run in library.eval_runs()]
+        print_json(rows) if as_json else print_table(rows, list(rows[0]) if rows else [], "no eval runs yet")
+        return
+    if compare_runs:
+        result = library.compare_evals(*compare_runs)
         if as_json:
             print_json(result)
             return
@@ -600,22 +558,20 @@ def _eval(gold: Path, limit: Optional[int], split: Split, model: str, base_url: 
             err.print(f"[yellow]note[/yellow] {shown(result['note'])}")
         print_table(result["metrics"], ["metric", "a", "b", "delta"], "")
         return
-    # Every input is read before the database is opened, so a bad or missing file fails before any file is written
-    # or any progress is shown.
-    scitldr = is_scitldr(gold)
-    papers = load_scitldr(gold, limit) if scitldr else load_gold(gold)
-    prompt = load_prompt()
-    with _eval_store(db) as store, _progress() as progress:
-        task = progress.add_task("eval", total=None, ok=0, failed=0, tokens=0)
-        doing = "summarising" if scitldr else "tagging"
-        evaluate = {"spec": model, "prompt": prompt, "options": BackendOptions(base_url=base_url),
-                    "on_start": lambda total: progress.update(task, total=total, description=f"{doing} with {shown(model)}"),
-                    "on_result": lambda result: _advance(progress, task, result)}
-        if scitldr:
-            run = run_summary_eval(store, papers, gold_path=gold, **evaluate)
-        else:
-            run = run_eval(store, papers, gold_path=gold, split=split.value, **evaluate)
-    if scitldr:
+    model = library.model
+    progress = _progress()
+    task = progress.add_task("eval", total=None, ok=0, failed=0, tokens=0)
+
+    def on_start(total: int) -> None:
+        progress.start()  # only now: a bad gold file fails without an empty bar
+        progress.update(task, total=total, description=f"scoring with {shown(model)}")
+
+    try:
+        run = library.eval(gold, split=split.value, limit=limit, on_start=on_start,
+                           on_result=lambda result: _advance(progress, task, result))
+    finally:
+        progress.stop()
+    if "scitldr" in run["metrics"]:
         if as_json:
             print_json(run)
             return
@@ -648,43 +604,8 @@ def _eval(gold: Path, limit: Optional[int], split: Split, model: str, base_url: 
         out.print(errors)
 
 
-def _stored_eval_runs(db: Path) -> list[dict[str, Any]]:
-    """Reading the history needs no database: without one there are no runs, and none is created."""
-    if not db.exists():
-        return []
-    store = Store(db)
-    try:
-        return store.eval_runs()
-    finally:
-        store.close()
-
-
-@contextmanager
-def _eval_store(db: Path) -> Iterator[Store]:
-    """The eval database; if this run created it and then failed (a wrong model spec, a missing key), it is
-    removed again, so an error leaves no file behind."""
-    created = not db.exists()
-    store = Store(db)
-    try:
-        yield store
-    except PapertagError:
-        store.close()
-        if created:
-            for path in (db, db.with_name(db.name + ".wal")):
-                path.unlink(missing_ok=True)
-        raise
-    finally:
-        store.close()
-
-
 batch_app = typer.Typer(help="Tag papers through the OpenAI Batch API: submit, check status, collect.", no_args_is_help=True)
 app.add_typer(batch_app, name="batch")
-
-
-def _existing_store(db: Path) -> Store:
-    if not db.exists():
-        raise PapertagError(f"no database at {db}; run 'papertag batch submit FILE --model openai:MODEL' first, or pass --db")
-    return Store(db)
 
 
 @batch_app.command("submit")
@@ -703,19 +624,12 @@ def batch_submit_command(
     Papers already tagged, or waiting in an uncollected batch, are skipped at no cost. 'papertag batch collect' stores the results.
     Exit code: 0 when submitted (or nothing to do), 1 when input lines were skipped, 2 on bad input or an API error.
     """
-    from . import batch
-
-    parsed = [parse_file(path, input_format.value if input_format else None) for path in paths]
-    problems = [f"{item.path}: {problem}" for item in parsed for problem in item.problems]
-    for problem in problems:
+    library = Library(db, model=model, base_url=base_url, settings=Settings.from_env())
+    inputs = read_inputs(paths, input_format.value if input_format else None)
+    for problem in inputs.problems:
         err.print(f"[yellow]skipped[/yellow] {shown(problem)}", highlight=False)
-    batch.check_spec(model, base_url)  # a wrong spec or a missing key writes nothing
-    store = Store(db)
-    try:
-        report = batch.submit(store, [paper for item in parsed for paper in item.papers], spec=model, prompt=load_prompt(), base_url=base_url)
-    finally:
-        store.close()
-    data = dataclasses.asdict(report) | {"skipped_input_lines": len(problems), "db": str(db)}
+    report = library.submit_batch(inputs)
+    data = dataclasses.asdict(report) | {"skipped_input_lines": len(inputs.problems), "db": str(db)}
     if as_json:
         print_json(data)
     else:
@@ -725,7 +639,7 @@ def batch_submit_command(
         out.print(table)
         for batch_id in report.batches:
             out.print(f"submitted {shown(batch_id)}; 'papertag batch status' follows it", highlight=False)
-    if problems:
+    if inputs.problems:
         raise typer.Exit(1)
 
 
@@ -733,13 +647,8 @@ def batch_submit_command(
 @friendly_errors
 def batch_status_command(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
     """Each batch job not yet collected: its status and request counts, as the API reports them now."""
-    from . import batch
-
-    store = _existing_store(db)
-    try:
-        jobs = [dataclasses.asdict(job) for job in batch.status(store)]
-    finally:
-        store.close()
+    library = Library(db, settings=Settings.from_env())
+    jobs = [dataclasses.asdict(job) for job in library.batch_status()]
     if as_json:
         print_json(jobs)
         return
@@ -759,13 +668,7 @@ def batch_collect_command(db: DbOption = DEFAULT_DB, as_json: JsonOption = False
 
     Each job is collected once. Exit code: 0 when nothing failed (unfinished jobs included), 1 when a paper or a batch failed.
     """
-    from . import batch
-
-    store = _existing_store(db)
-    try:
-        reports = batch.collect(store, load_prompt())
-    finally:
-        store.close()
+    reports = Library(db, settings=Settings.from_env()).collect_batches()
     if as_json:
         print_json([dataclasses.asdict(report) for report in reports])
     else:

@@ -7,12 +7,13 @@ Embedder is made, so reading commands stay light.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from importlib import util as import_util
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from .errors import PapertagError
+from .errors import ConfigurationError
 from .weights import sha256_of
 
 if TYPE_CHECKING:
@@ -36,12 +37,12 @@ class PackagedFile:
     def verified_path(self) -> Path:
         spec = import_util.find_spec(self.package)  # finds the package without running its __init__
         if spec is None or not spec.submodule_search_locations:
-            raise PapertagError(f"embedding model: package {self.distribution} is not installed; "
-                                "run: pip install papertag")
+            raise ConfigurationError(f"embedding model: package {self.distribution} is not installed; "
+                                     "run: pip install papertag")
         path = Path(list(spec.submodule_search_locations)[0]) / self.path
         if not path.is_file() or sha256_of(path) != self.sha256:
-            raise PapertagError(f"embedding model: {path} does not match its pinned SHA-256; "
-                                f"reinstall it: pip install --force-reinstall {self.distribution}")
+            raise ConfigurationError(f"embedding model: {path} does not match its pinned SHA-256; "
+                                     f"reinstall it: pip install --force-reinstall {self.distribution}")
         return path
 
 
@@ -108,10 +109,18 @@ class Embedder:
         return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
 
 
-VECTOR_CHUNK = 256  # papers embedded between two short commits (about 25 s here): the writer holds the file briefly
+@functools.cache
+def shared_embedder() -> Embedder:
+    """One loaded model per process (loading and checking the files takes about half a second), for processes
+    that ingest more than once: a web server, a test run."""
+    return Embedder()
 
 
-def embed_missing(store: Store, make_embedder: Callable[[], Embedder] = Embedder) -> int:
+VECTOR_CHUNK = 256  # papers embedded between two short commits (30-60 s of work here): a crash loses at most that
+
+
+def embed_missing(store: Store, make_embedder: Callable[[], Embedder] = shared_embedder,
+                  on_start: Callable[[int], None] = lambda count: None) -> int:
     """Embed every paper text in the store that has no vector from this model yet, and store the vectors; returns
     how many texts were embedded. Texts already embedded cost one query, and the model is loaded only if there is
     work. The file is released while the model computes, so readers can open it."""
@@ -119,6 +128,7 @@ def embed_missing(store: Store, make_embedder: Callable[[], Embedder] = Embedder
     store.release()
     if not missing:
         return 0
+    on_start(len(missing))
     embedder = make_embedder()
     for start in range(0, len(missing), VECTOR_CHUNK):
         chunk = missing[start:start + VECTOR_CHUNK]

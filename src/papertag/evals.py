@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from .backends import BackendOptions
-from .errors import PapertagError
+from .errors import InputError, NotFound
 from .ingest import IngestReport, canonical_spec, ingest
 from .prompts import Prompt
 from .schema import DOMAINS
 from .scoring import paper_errors, score, score_tldrs
 from .sources import Paper, make_paper, read_text
+from .queries import Reader
 from .store import Store
 
 GOLD_LIST_FIELDS = ("tasks", "methods", "benchmarks")
@@ -36,9 +37,9 @@ def json_records(path: Path) -> Iterator[tuple[str, dict]]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as error:
-            raise PapertagError(f"{where}: not valid JSON ({error.msg})") from None
+            raise InputError(f"{where}: not valid JSON ({error.msg})") from None
         if not isinstance(record, dict):
-            raise PapertagError(f"{where}: expected a JSON object")
+            raise InputError(f"{where}: expected a JSON object")
         yield where, record
 
 
@@ -48,23 +49,23 @@ def load_gold(path: Path) -> list[GoldPaper]:
     for where, record in json_records(path):
         for key in ("title", "abstract"):
             if not isinstance(record.get(key), str) or not record[key].strip():
-                raise PapertagError(f"{where}: missing '{key}'")
+                raise InputError(f"{where}: missing '{key}'")
         if record.get("split") not in ("dev", "test"):
-            raise PapertagError(f"{where}: 'split' must be 'dev' or 'test', not {record.get('split')!r}")
+            raise InputError(f"{where}: 'split' must be 'dev' or 'test', not {record.get('split')!r}")
         labels = record.get("gold")
         if not isinstance(labels, dict):
-            raise PapertagError(f"{where}: missing 'gold' object")
+            raise InputError(f"{where}: missing 'gold' object")
         for key in GOLD_LIST_FIELDS:
             if not isinstance(labels.get(key), list) or not all(isinstance(v, str) for v in labels[key]):
-                raise PapertagError(f"{where}: gold '{key}' must be a list of strings")
+                raise InputError(f"{where}: gold '{key}' must be a list of strings")
         if not isinstance(labels.get("summary"), str):
-            raise PapertagError(f"{where}: gold 'summary' must be a string")
+            raise InputError(f"{where}: gold 'summary' must be a string")
         if labels.get("domain") not in DOMAINS:
-            raise PapertagError(f"{where}: unknown domain {labels.get('domain')!r} (use one of: {', '.join(DOMAINS)})")
+            raise InputError(f"{where}: unknown domain {labels.get('domain')!r} (use one of: {', '.join(DOMAINS)})")
         paper = make_paper(record["title"], record["abstract"], str(path), record.get("id"))
         papers.append(GoldPaper(paper, record["split"], labels))
     if not papers:
-        raise PapertagError(f"{path}: no labelled papers")
+        raise InputError(f"{path}: no labelled papers")
     return papers
 
 
@@ -98,15 +99,15 @@ def load_scitldr(path: Path, limit: int | None = None) -> list[TldrPaper]:
             break
         source, targets = record.get("source"), record.get("target")
         if not isinstance(source, list) or not all(isinstance(s, str) for s in source) or not "".join(source).strip():
-            raise PapertagError(f"{where}: 'source' must be a non-empty list of sentences")
+            raise InputError(f"{where}: 'source' must be a non-empty list of sentences")
         if not isinstance(targets, list) or not targets or not all(isinstance(t, str) for t in targets):
-            raise PapertagError(f"{where}: 'target' must be a non-empty list of reference summaries")
+            raise InputError(f"{where}: 'target' must be a non-empty list of reference summaries")
         if not isinstance(record.get("title"), str) or not record["title"].strip():
-            raise PapertagError(f"{where}: missing 'title'")
+            raise InputError(f"{where}: missing 'title'")
         paper = make_paper(record["title"], " ".join(source), str(path), record.get("paper_id"))
         papers.append(TldrPaper(paper, tuple(targets)))
     if not papers:
-        raise PapertagError(f"{path}: no papers")
+        raise InputError(f"{path}: no papers")
     return papers
 
 
@@ -132,7 +133,9 @@ def _tag_and_score(
                                   on_start=on_start, on_result=on_result, vectors=False, **extra)
     if report.interrupted:
         raise KeyboardInterrupt  # finished papers are cached; a partial run is neither scored nor stored
-    predictions = store.predictions(spec, prompt)
+    store.release()  # let go of the file for the reader; save_eval_run opens it again
+    with Reader(store.path) as reader:
+        predictions = reader.predictions(spec, prompt)
     run = {
         "model": spec,
         "prompt_version": prompt.version,
@@ -185,7 +188,7 @@ def run_eval(
 ) -> dict[str, Any]:
     gold = [item for item in labelled if split == "all" or item.split == split]
     if not gold:
-        raise PapertagError(f"{gold_path}: no papers in split {split!r}")
+        raise InputError(f"{gold_path}: no papers in split {split!r}")
     run, predictions = _tag_and_score(
         store, [item.paper for item in gold],
         lambda predictions: score((item.labels, predictions.get(item.paper.id), item.paper.title) for item in gold),
@@ -239,7 +242,7 @@ def compare(runs: list[dict[str, Any]], first: int, second: int) -> dict[str, An
     by_id = {run["id"]: run for run in runs}
     for run_id in (first, second):
         if run_id not in by_id:
-            raise PapertagError(f"no eval run {run_id}; 'papertag eval --history' lists them")
+            raise NotFound(f"no eval run {run_id}; 'papertag eval --history' lists them")
     a, b = by_id[first], by_id[second]
     if a["gold_sha256"] != b["gold_sha256"] or a["split"] != b["split"]:
         note = "runs used different gold files or splits; deltas are not like for like"

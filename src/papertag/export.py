@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator, TextIO
 
-from .errors import PapertagError
+from .errors import InputError
 from .jsonvalues import dumps
 from .queries import Reader
 
@@ -51,7 +51,7 @@ def refuse_database_path(output: Path, database: Path) -> None:
     for protected, what in ((database, "the database"), (log, "the database's write-ahead log")):
         hard_link = target.exists() and protected.exists() and os.path.samefile(target, protected)
         if target == protected.resolve() or hard_link:
-            raise PapertagError(f"--output {output} is {what} ({protected}); choose another file")
+            raise InputError(f"--output {output} is {what} ({protected}); choose another file")
 
 
 @contextmanager

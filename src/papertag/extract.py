@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import copy
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from .backends import Endpoint
 from .domains import refine_domain
-from .errors import PapertagError
+from .errors import BackendError
 from .grounding import ground
 from .prompts import Prompt
 from .redact import redact
@@ -100,7 +99,7 @@ class PushbackGate:
             time.sleep(delay)
 
 
-class KeyRejected(PapertagError):
+class KeyRejected(BackendError):
     """The server refused the key on every request so far; the papers not yet sent stay pending."""
 
 
@@ -228,12 +227,11 @@ class Extractor:
         self.endpoint = endpoint
         self.prompt = prompt
         self.validation_retries = validation_retries
-        timeout = float(os.environ.get("PAPERTAG_TIMEOUT", "600"))
         client = openai.OpenAI(
             base_url=endpoint.base_url,
             api_key=endpoint.api_key,
             max_retries=0,  # tenacity below owns transient retries
-            timeout=timeout,
+            timeout=endpoint.timeout_s,
             http_client=http_client,
         )
         self.client = instructor.from_openai(client, mode=instructor.Mode.JSON_SCHEMA)

@@ -6,7 +6,7 @@ import dataclasses
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from .backends import BackendOptions, open_endpoint
 from .embed import embed_missing
@@ -40,6 +40,42 @@ class IngestReport:
     search_index_rebuilt: bool = False
     interrupted: bool = False
     failures: list[tuple[str, str]] = field(default_factory=list)  # (paper id, error)
+    input_problems: list[str] = field(default_factory=list)  # input records skipped, each naming its file and line
+
+    @property
+    def succeeded(self) -> bool:
+        """Every paper tagged and no input record skipped (the CLI's exit code 0)."""
+        return not self.failed and not self.input_problems
+
+    def as_dict(self) -> dict[str, Any]:
+        """The counts and the per-paper figures of the run, as printed and as JSON."""
+        calls = self.extracted + self.failed
+
+        def per_call(total: float, digits: int) -> float:
+            return round(total / calls, digits) if calls else 0
+
+        return {
+            "papers": self.papers,
+            "new_or_changed": self.new_or_changed,
+            "cached": self.cached,
+            "rechecked": self.rechecked,
+            "extracted": self.extracted,
+            "failed": self.failed,
+            "truncated": self.truncated,
+            "dropped_tags": self.dropped_tags,
+            "skipped_input_lines": len(self.input_problems),
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "tokens_per_paper": per_call(self.prompt_tokens + self.completion_tokens, 1),
+            # Wall time: with requests in parallel, summed latency would count the same second several times.
+            "seconds_per_paper": per_call(self.extraction_seconds, 2),
+            "mean_request_seconds": per_call(self.llm_seconds, 2),
+            "embedded": self.embedded,
+            "embedding_seconds": round(self.embedding_seconds, 2),
+            "wall_seconds": round(self.wall_seconds, 2),
+            "interrupted": self.interrupted,
+            "failures": [{"id": paper_id, "error": error} for paper_id, error in self.failures],
+        }
 
     def count(self, result: Extraction) -> None:
         if result.ok:
@@ -132,6 +168,7 @@ def ingest(
     on_start: Callable[[int], None] = lambda total: None,
     on_result: Callable[[Extraction], None] = lambda result: None,
     on_wait: Callable[[str], None] = lambda message: None,
+    on_embed: Callable[[int], None] = lambda count: None,
     make_extractor: Callable = Extractor,
     vectors: bool = True,
 ) -> IngestReport:
@@ -154,7 +191,7 @@ def ingest(
         # After the tagging, so the model's requests start at once; new texts only (about 0.1 s each here).
         embedding_started = time.perf_counter()
         try:
-            report.embedded = embed_missing(store)
+            report.embedded = embed_missing(store, on_start=on_embed)
         except KeyboardInterrupt:
             report.interrupted = True  # vectors already committed are kept; the next run embeds the rest
         report.embedding_seconds = time.perf_counter() - embedding_started

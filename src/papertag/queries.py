@@ -6,15 +6,19 @@ import json
 import re
 import threading
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import duckdb
 
 from .embed import MODEL_NAME as EMBEDDING_MODEL
-from .errors import PapertagError
+from .errors import DatabaseError, InputError, NotFound
+from .schema import DOMAINS
 from .search import NO_INDEX, SEARCH_SCHEMA, SEARCH_TABLE, has_search_index, load_fts
 from .store import open_reader, rows_as_dicts
 from .text import tag_key
+
+if TYPE_CHECKING:
+    from .prompts import Prompt
 
 # One record per paper with its current extraction; tag lists keep the model's order.
 RECORD_COLUMNS = """p.id, p.title, e.summary,
@@ -48,6 +52,9 @@ MATCHED_RECORDS = f"""
 """
 
 
+TAG_KINDS = ("task", "method", "benchmark")
+
+
 class Reader:
     def __init__(self, path: Path):
         self.con = open_reader(path)
@@ -76,7 +83,10 @@ class Reader:
 
     def query(self, *, benchmark: str | None = None, task: str | None = None,
               method: str | None = None, domain: str | None = None) -> list[dict[str, Any]]:
-        """Benchmarks match the whole normalised key; tasks and methods match a part of it."""
+        """Benchmarks match the whole normalised key; tasks and methods match a part of it. At least one filter is
+        needed: all papers are what summaries() and export() are for."""
+        if not any((benchmark, task, method, domain)):
+            raise InputError("give at least one of --benchmark, --task, --method, --domain")
         sql, params = self._filtered_records(benchmark=benchmark, task=task, method=method, domain=domain)
         return rows_as_dicts(self.con.execute(sql, params))
 
@@ -84,13 +94,15 @@ class Reader:
                           where: list[str] | None = None) -> tuple[str, list[Any]]:
         """The records query for query's filters (and any further conditions on p and e, without parameters),
         with its parameters."""
+        if domain is not None and domain not in DOMAINS:
+            raise InputError(f"unknown domain {domain!r} (use one of: {', '.join(DOMAINS)})")
         matches, params = [], []
         for kind, value, exact in (("benchmark", benchmark, True), ("task", task, False), ("method", method, False)):
             if value is None:
                 continue
             key = tag_key(value)
             if not key:
-                raise PapertagError(f"--{kind} {value!r} has no letters or digits to match")
+                raise InputError(f"--{kind} {value!r} has no letters or digits to match")
             match = "key = ?" if exact else "contains(key, ?)"
             matches.append(f"SELECT DISTINCT extraction_id FROM tags WHERE kind = ? AND {match}")
             params += [kind, key]
@@ -140,7 +152,7 @@ class Reader:
                 ORDER BY kind, papers DESC, value""",
             [*params, facet_limit],
         ))
-        for kind in ("benchmark", "task", "method"):
+        for kind in TAG_KINDS:
             facets[kind] = [{"value": row["value"], "papers": row["papers"]} for row in tag_counts if row["kind"] == kind]
         return {"total": total, "papers": papers, "facets": facets}
 
@@ -152,9 +164,9 @@ class Reader:
             records, params = self._filtered_records(benchmark=benchmark, task=task, method=method, domain=domain)
             return f"SELECT *, NULL::DOUBLE AS score FROM ({records})", params
         if not text.strip():
-            raise PapertagError("give some words to search for")
+            raise InputError("give some words to search for")
         if not has_search_index(self.con):
-            raise PapertagError(NO_INDEX)
+            raise DatabaseError(NO_INDEX)
         load_fts(self.con)
         # Scored once here and passed on as two lists: browse runs the selection four times (page, total, facets).
         hits = self.con.execute(
@@ -167,13 +179,6 @@ class Reader:
         return (f"""WITH hits AS (SELECT unnest(?::VARCHAR[]) AS id, unnest(?::DOUBLE[]) AS score), records AS ({records})
                     SELECT records.*, hits.score FROM records JOIN hits USING (id)""",
                 [hits[0] or [], hits[1] or [], *params])
-
-    def eval_runs(self) -> list[dict[str, Any]]:
-        """Stored eval runs, oldest first, with their metrics as a dict (an eval database; see 'papertag eval')."""
-        runs = rows_as_dicts(self.con.execute("SELECT * FROM eval_runs ORDER BY id"))
-        for run in runs:
-            run["metrics"] = json.loads(run["metrics"])
-        return runs
 
     def export(self) -> list[dict[str, Any]]:
         return self._records()
@@ -189,9 +194,9 @@ class Reader:
         )
         papers = rows_as_dicts(matches)
         if not papers:
-            raise PapertagError(f"no paper with id {paper_id!r}; 'papertag summaries --json' lists the ids")
+            raise NotFound(f"no paper with id {paper_id!r}; 'papertag summaries --json' lists the ids")
         if len(papers) > 1 and papers[0]["id"] != paper_id:
-            raise PapertagError(f"id prefix {paper_id!r} matches more than one paper; give more of it")
+            raise InputError(f"id prefix {paper_id!r} matches more than one paper; give more of it")
         return papers[0]
 
     def show(self, paper_id: str) -> dict[str, Any]:
@@ -220,12 +225,13 @@ class Reader:
             [paper["content_hash"], EMBEDDING_MODEL],
         ).fetchone()[0]
         if not has_vector:
-            raise PapertagError(f"paper {paper['id']!r} has no embedding yet (added before 'similar' existed); "
-                                "'papertag embed' computes the missing ones")
+            # Papers added before 'similar' existed, by 'batch submit', or by an ingest stopped before its last step.
+            raise DatabaseError(f"paper {paper['id']!r} has no embedding yet; 'papertag embed' computes the missing ones")
         # The nearest texts first, from the vectors alone (a full scan: one cosine per stored text), then their
         # papers: joining every paper before the top-k costs more than the scan itself. The paper's own text is
         # among the nearest, and a text that no paper has any more (its paper changed) finds no paper, so ask
         # for more texts until enough papers come back.
+        limit = max(0, limit)
         texts = limit + 1
         while True:
             rows = rows_as_dicts(self.con.execute(
@@ -243,7 +249,7 @@ class Reader:
                 [paper["content_hash"], EMBEDDING_MODEL, EMBEDDING_MODEL, texts, paper["id"]],
             ))
             if len(rows) >= limit or texts >= self._vector_count():
-                return rows[:max(0, limit)]
+                return rows[:limit]
             texts *= 4
 
     def _vector_count(self) -> int:
@@ -267,6 +273,8 @@ class Reader:
 
     def tags(self, kind: str | None = None) -> list[dict[str, Any]]:
         """Each tag once per normalised key, shown in its most common spelling."""
+        if kind not in (None, *TAG_KINDS):
+            raise InputError(f"unknown tag kind {kind!r} (use one of: {', '.join(TAG_KINDS)})")
         return rows_as_dicts(self.con.execute(
             """SELECT t.kind, mode(t.value) AS value, t.key, count(DISTINCT t.paper_id) AS papers
                FROM tags t JOIN current_extractions e ON e.id = t.extraction_id
@@ -275,6 +283,28 @@ class Reader:
                ORDER BY papers DESC, t.kind, value""",
             [kind, kind],
         ))
+
+    def predictions(self, model: str, prompt: Prompt) -> dict[str, dict[str, Any]]:
+        """Each paper's good extraction by this model and prompt, as the labels the eval scorer compares."""
+        rows = rows_as_dicts(self.con.execute(
+            """SELECT e.paper_id, e.summary, e.domain,
+                   coalesce(list(t.value ORDER BY t.position) FILTER (WHERE t.kind = 'task'), []) AS tasks,
+                   coalesce(list(t.value ORDER BY t.position) FILTER (WHERE t.kind = 'method'), []) AS methods,
+                   coalesce(list(t.value ORDER BY t.position) FILTER (WHERE t.kind = 'benchmark'), []) AS benchmarks
+               FROM extractions e JOIN papers p ON p.id = e.paper_id AND p.content_hash = e.content_hash
+               LEFT JOIN tags t ON t.extraction_id = e.id
+               WHERE e.status = 'ok' AND e.model = ? AND e.prompt_version = ? AND e.schema_version = ?
+               GROUP BY ALL""",
+            [model, prompt.version, prompt.schema_version],
+        ))
+        return {row.pop("paper_id"): row for row in rows}
+
+    def eval_runs(self) -> list[dict[str, Any]]:
+        """Every stored eval run, oldest first, with its metrics."""
+        runs = rows_as_dicts(self.con.execute("SELECT * FROM eval_runs ORDER BY id"))
+        for run in runs:
+            run["metrics"] = json.loads(run["metrics"])
+        return runs
 
 
 # An absolute path in a message: /a/b, ~/a or C:\a (a URL such as s3://bucket/x names no local file).
@@ -300,14 +330,14 @@ def run_read_only_sql(path: Path, sql: str, *, max_rows: int = DEFAULT_MAX_ROWS,
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as error:
-        raise PapertagError(f"SQL does not parse: {_error_line(error, path)}") from None
+        raise InputError(f"SQL does not parse: {_error_line(error, path)}") from None
     if not statements:
-        raise PapertagError("no SQL statement given")
+        raise InputError("no SQL statement given")
     for statement in statements:
         if statement.type != duckdb.StatementType.SELECT:
-            raise PapertagError(f"only SELECT queries are allowed here, not {statement.type.name}")
+            raise InputError(f"only SELECT queries are allowed here, not {statement.type.name}")
     if not path.exists():
-        raise PapertagError(f"no database at {path}; run 'papertag ingest FILE' first, or pass --db")
+        raise DatabaseError(f"no database at {path}; run 'papertag ingest FILE' first, or pass --db")
     con = open_reader(path, config={"enable_external_access": False, "autoload_known_extensions": False,
                                     "autoinstall_known_extensions": False, "lock_configuration": True})
     timer = threading.Timer(timeout_s, _interrupt, [con]) if timeout_s else None
@@ -320,9 +350,9 @@ def run_read_only_sql(path: Path, sql: str, *, max_rows: int = DEFAULT_MAX_ROWS,
         rows = relation.fetchmany(max_rows + 1) if max_rows else relation.fetchall()
         columns = relation.columns
     except duckdb.InterruptException:
-        raise PapertagError(f"query stopped after {timeout_s:g} s; --timeout SECONDS allows longer (0: no limit)") from None
+        raise InputError(f"query stopped after {timeout_s:g} s; --timeout SECONDS allows longer (0: no limit)") from None
     except duckdb.Error as error:
-        raise PapertagError(f"query failed: {_error_line(error, path)}") from None
+        raise InputError(f"query failed: {_error_line(error, path)}") from None
     finally:
         if timer:
             timer.cancel()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import duckdb
 
-from .errors import PapertagError
+from .errors import ConfigurationError
 
 SEARCH_TABLE = "paper_search"
 SEARCH_SCHEMA = f"fts_main_{SEARCH_TABLE}"  # where create_fts_index puts its tables and the match_bm25 macro
@@ -39,11 +39,11 @@ def fts_extension_path() -> Path:
     try:
         import duckdb_extension_fts
     except ImportError:
-        raise PapertagError("keyword search needs the package duckdb-extension-fts "
+        raise ConfigurationError("keyword search needs the package duckdb-extension-fts "
                             f"(pip install duckdb-extension-fts=={duckdb.__version__})") from None
     path = Path(duckdb_extension_fts.__file__).parent / "extensions" / f"v{duckdb.__version__}" / "fts.duckdb_extension"
     if not path.is_file():
-        raise PapertagError(f"duckdb-extension-fts has no extension for DuckDB {duckdb.__version__}; "
+        raise ConfigurationError(f"duckdb-extension-fts has no extension for DuckDB {duckdb.__version__}; "
                             f"install duckdb-extension-fts=={duckdb.__version__}")
     return path
 

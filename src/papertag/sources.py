@@ -9,9 +9,9 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Iterable, Literal, Union
 
-from .errors import PapertagError
+from .errors import InputError
 from .text import clean_text, content_hash
 
 Format = Literal["listing", "jsonl", "csv"]
@@ -76,7 +76,7 @@ def read_text(path: Path) -> str:
 def _text(data: bytes, path: Path) -> str:
     text = decode(data, path)
     if not text.strip():
-        raise PapertagError(f"{path}: file is empty")
+        raise InputError(f"{path}: file is empty")
     return text
 
 
@@ -84,11 +84,11 @@ def _read_bytes(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except FileNotFoundError:
-        raise PapertagError(f"{path}: no such file") from None
+        raise InputError(f"{path}: no such file") from None
     except IsADirectoryError:
-        raise PapertagError(f"{path}: is a directory, not a file") from None
+        raise InputError(f"{path}: is a directory, not a file") from None
     except OSError as error:
-        raise PapertagError(f"{path}: cannot read ({error.strerror})") from None
+        raise InputError(f"{path}: cannot read ({error.strerror})") from None
 
 
 def decode(data: bytes, path: Path) -> str:
@@ -97,9 +97,9 @@ def decode(data: bytes, path: Path) -> str:
             try:
                 return data.decode(codec)
             except UnicodeDecodeError as error:
-                raise PapertagError(f"{path}: broken {codec.upper()} text (bad bytes at offset {error.start})") from None
+                raise InputError(f"{path}: broken {codec.upper()} text (bad bytes at offset {error.start})") from None
     if b"\0" in data[:8192]:
-        raise PapertagError(f"{path}: looks like a binary file, not text")
+        raise InputError(f"{path}: looks like a binary file, not text")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -134,8 +134,38 @@ def parse_file(path: Path, format: Format | None = None) -> ParsedFile:
     {"listing": _parse_listing, "jsonl": _parse_jsonl, "csv": _parse_csv}[chosen](text, parsed)
     if not parsed.papers:
         detail = "; ".join(parsed.problems[:3]) or _NO_PAPERS_HINT[chosen]
-        raise PapertagError(f"{parsed.path}: no abstracts found ({detail})")
+        raise InputError(f"{parsed.path}: no abstracts found ({detail})")
     return parsed
+
+
+@dataclass
+class Inputs:
+    """Papers read from input files (or given as Paper objects), and the records skipped, each naming its file and
+    line: a run goes on without them and reports them."""
+
+    papers: list[Paper] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+Source = Union[Path, str, Paper]
+
+
+def read_inputs(sources: Source | Iterable[Source], format: Format | None = None) -> Inputs:
+    """Every file parsed before anything is done with them, so a bad file fails alone and first; '-' is standard
+    input. Paper objects pass through as they are."""
+    if format is not None and format not in FORMATS:
+        raise InputError(f"unknown input format {format!r} (use one of: {', '.join(FORMATS)})")
+    if isinstance(sources, (Path, str, Paper)):
+        sources = [sources]
+    inputs = Inputs()
+    for source in sources:
+        if isinstance(source, Paper):
+            inputs.papers.append(source)
+            continue
+        parsed = parse_file(Path(source), format)
+        inputs.papers += parsed.papers
+        inputs.problems += [f"{parsed.path}: {problem}" for problem in parsed.problems]
+    return inputs
 
 
 _NO_PAPERS_HINT = {
@@ -191,14 +221,14 @@ def _parse_csv(text: str, parsed: ParsedFile) -> None:
     missing = [name for name in ("title", "abstract") if name not in columns]
     if missing:
         hint = "; the first line looks like JSON: try --format jsonl" if text.lstrip().startswith(("{", "[")) else ""
-        raise PapertagError(f"{parsed.path}: CSV is missing column(s) {', '.join(missing)} "
+        raise InputError(f"{parsed.path}: CSV is missing column(s) {', '.join(missing)} "
                             f"({_found_columns(reader.fieldnames or [])}){hint}")
     try:
         for row in reader:
             record = {key: row.get(original) for key, original in columns.items()}
             _add_record(record, f"line {reader.line_num}", parsed)
     except csv.Error as error:
-        raise PapertagError(f"{parsed.path}: broken CSV near line {reader.line_num} ({error})") from None
+        raise InputError(f"{parsed.path}: broken CSV near line {reader.line_num} ({error})") from None
 
 
 def _found_columns(names: list[str]) -> str:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 import duckdb
 import pyarrow as pa
 
-from .errors import PapertagError
+from .errors import DatabaseBusy, DatabaseError  # DatabaseBusy is also importable from here, as before
 from .search import BUILD_SEARCH_TABLE, CONTENT_FINGERPRINT, CREATE_INDEX, SEARCH_TABLE, indexed_fingerprint, load_fts
 from .sources import Paper
 from .text import tag_key
@@ -144,10 +144,6 @@ def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-class DatabaseBusy(PapertagError):
-    """Another process holds the database longer than this command is willing to wait."""
-
-
 READ_WAIT_S = 10.0  # a reader waits out the writer's short batch commits (tens of ms each)
 WRITE_WAIT_S = 10.0  # a writer waits out readers; an ingest keeps results in memory and tries again later
 LEGACY_TABLES = {"schema_migrations", "papers", "extractions", "tags"}  # databases made before the mark
@@ -157,7 +153,7 @@ def connect(path: Path, *, read_only: bool = False, wait_s: float | None = None,
             config: dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
     """Open the database, waiting with a short backoff while another process holds its lock."""
     if read_only and not path.exists():
-        raise PapertagError(f"no database at {path}; run 'papertag ingest FILE' first, or pass --db")
+        raise DatabaseError(f"no database at {path}; run 'papertag ingest FILE' first, or pass --db")
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + (READ_WAIT_S if read_only else WRITE_WAIT_S) if wait_s is None else time.monotonic() + wait_s
@@ -168,7 +164,7 @@ def connect(path: Path, *, read_only: bool = False, wait_s: float | None = None,
         except duckdb.IOException as error:
             message = str(error)
             if "lock" not in message.casefold():
-                raise PapertagError(f"cannot open database {path}: {message.splitlines()[0]}") from None
+                raise DatabaseError(f"cannot open database {path}: {message.splitlines()[0]}") from None
             if time.monotonic() + delay > deadline:
                 holder = re.search(r"PID \d+", message)
                 by = f" ({holder.group(0)})" if holder else ""
@@ -176,7 +172,7 @@ def connect(path: Path, *, read_only: bool = False, wait_s: float | None = None,
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
         except duckdb.Error as error:
-            raise PapertagError(f"{path} is not a papertag database: {str(error).splitlines()[0]}") from None
+            raise DatabaseError(f"{path} is not a papertag database: {str(error).splitlines()[0]}") from None
 
 
 def check_papertag(con: duckdb.DuckDBPyConnection, path: Path) -> int:
@@ -191,11 +187,11 @@ def check_papertag(con: duckdb.DuckDBPyConnection, path: Path) -> int:
         return 0
     if tables.get("schema_migrations") != PAPERTAG_MARK and not LEGACY_TABLES <= set(tables):
         names = ", ".join(sorted(tables)[:3]) + (", ..." if len(tables) > 3 else "")
-        raise PapertagError(f"{path} is not a papertag database (it has other tables: {names or 'views'}); "
+        raise DatabaseError(f"{path} is not a papertag database (it has other tables: {names or 'views'}); "
                             "pass a new file with --db")
     version = con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
     if version > SCHEMA_VERSION:
-        raise PapertagError(f"database {path} was written by a newer papertag (schema {version}, this one knows "
+        raise DatabaseError(f"database {path} was written by a newer papertag (schema {version}, this one knows "
                             f"{SCHEMA_VERSION}); upgrade papertag")
     return version
 
@@ -205,7 +201,7 @@ def open_reader(path: Path, *, config: dict[str, Any] | None = None) -> duckdb.D
     con = connect(path, read_only=True, config=config)
     try:
         if check_papertag(con, path) == 0:
-            raise PapertagError(f"no papers in {path} yet; run 'papertag ingest FILE' first")
+            raise DatabaseError(f"no papers in {path} yet; run 'papertag ingest FILE' first")
     except BaseException:
         con.close()
         raise
@@ -273,7 +269,8 @@ TAG_COLUMNS = tuple(TAG_SCHEMA.names)
 
 
 class Store:
-    """Writes go through this class; reading commands live in queries.py.
+    """Writes go through this class, and the reads a writer needs to decide what to write; reading commands
+    live in queries.py.
 
     The DuckDB file is opened on first use and released by release(): a long ingest holds it only for its short
     batch commits, so readers can open it in between. A lock file keeps out a second writer for the Store's life."""
@@ -515,21 +512,6 @@ class Store:
             for name in tables:
                 self.con.unregister(name)
 
-    def predictions(self, model: str, prompt: Prompt) -> dict[str, dict[str, Any]]:
-        """Each paper's good extraction by this model and prompt, as the labels the scorer compares."""
-        rows = rows_as_dicts(self.con.execute(
-            """SELECT e.paper_id, e.summary, e.domain,
-                   coalesce(list(t.value ORDER BY t.position) FILTER (WHERE t.kind = 'task'), []) AS tasks,
-                   coalesce(list(t.value ORDER BY t.position) FILTER (WHERE t.kind = 'method'), []) AS methods,
-                   coalesce(list(t.value ORDER BY t.position) FILTER (WHERE t.kind = 'benchmark'), []) AS benchmarks
-               FROM extractions e JOIN papers p ON p.id = e.paper_id AND p.content_hash = e.content_hash
-               LEFT JOIN tags t ON t.extraction_id = e.id
-               WHERE e.status = 'ok' AND e.model = ? AND e.prompt_version = ? AND e.schema_version = ?
-               GROUP BY ALL""",
-            [model, prompt.version, prompt.schema_version],
-        ))
-        return {row.pop("paper_id"): row for row in rows}
-
     def save_eval_run(self, run: dict[str, Any]) -> int:
         return self.con.execute(
             """INSERT INTO eval_runs (created_at, model, prompt_version, gold_path, gold_sha256, split, papers, failed, metrics)
@@ -538,11 +520,44 @@ class Store:
              run["metrics"]["papers"], run["metrics"]["failed"], json.dumps(run["metrics"])],
         ).fetchone()[0]
 
-    def eval_runs(self) -> list[dict[str, Any]]:
-        runs = rows_as_dicts(self.con.execute("SELECT * FROM eval_runs ORDER BY id"))
-        for run in runs:
-            run["metrics"] = json.loads(run["metrics"])
-        return runs
+    # Batch jobs (batch.py): what was sent, so collect can match results to papers exactly once.
+
+    def add_batch_job(self, batch_id: str, input_file_id: str, *, model: str, prompt_version: str, base_url: str,
+                      max_abstract_chars: int, papers: list[Paper], status: str) -> None:
+        self.con.execute(
+            """INSERT INTO batch_jobs (batch_id, input_file_id, model, prompt_version, base_url, max_abstract_chars,
+                   papers, status, submitted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            [batch_id, input_file_id, model, prompt_version, base_url, max_abstract_chars,
+             [{"id": paper.id, "content_hash": paper.content_hash} for paper in papers], status, _now()],
+        )
+
+    def update_batch_job(self, batch_id: str, status: str, error: str | None, *, collected: bool = False) -> None:
+        now = _now()
+        self.con.execute(
+            "UPDATE batch_jobs SET status = ?, error = ?, checked_at = ?, collected_at = ? WHERE batch_id = ?",
+            [status, error, now, now if collected else None, batch_id],
+        )
+
+    def uncollected_batch_jobs(self) -> list[dict[str, Any]]:
+        return rows_as_dicts(self.con.execute("SELECT * FROM batch_jobs WHERE collected_at IS NULL ORDER BY submitted_at"))
+
+    def waiting_batch_keys(self, model: str, prompt_version: str) -> set[tuple[str, str]]:
+        """(paper id, content hash) of papers in batches not yet collected: submitting them again would pay twice.
+        A failed batch has no results, so its papers are not waiting."""
+        rows = self.con.execute(
+            """SELECT DISTINCT paper.id, paper.content_hash
+               FROM (SELECT unnest(papers) AS paper FROM batch_jobs
+                     WHERE collected_at IS NULL AND status <> 'failed' AND model = ? AND prompt_version = ?)""",
+            [model, prompt_version],
+        ).fetchall()
+        return set(rows)
+
+    def papers_by_id(self, ids: list[str]) -> dict[str, Paper]:
+        """The stored papers with these ids, as they are now."""
+        rows = rows_as_dicts(self.con.execute(
+            "SELECT id, title, abstract, source, content_hash FROM papers WHERE id IN (SELECT unnest(?))", [ids]
+        ))
+        return {row["id"]: Paper(**row) for row in rows}
 
 
 def rows_as_dicts(relation: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:

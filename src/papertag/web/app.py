@@ -20,7 +20,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ..errors import PapertagError
+from ..errors import PapertagError, http_status
 from ..jsonvalues import dumps
 from ..queries import Reader
 from .charts import line_chart
@@ -34,6 +34,8 @@ FILTERS = ("domain", "benchmark", "task", "method")  # the query parameters that
 
 def create_app(db: Path, eval_db: Path | None = None) -> Starlette:
     """The ASGI app over the papers database `db` and, for /evals, the eval database `eval_db` (may not exist)."""
+    with Reader(db):
+        pass  # a missing or foreign database fails here, once, not as an error page on every request
     # Autoescape everything: titles and abstracts are untrusted text.
     templates = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True)
     templates.globals["list_url"] = list_url
@@ -59,10 +61,7 @@ def create_app(db: Path, eval_db: Path | None = None) -> Starlette:
     def paper(request: Request) -> dict[str, Any]:
         paper_id = request.path_params["paper_id"]
         with Reader(db) as reader:
-            try:
-                found = reader.show(paper_id)
-            except PapertagError as error:
-                raise HTTPException(404, str(error)) from None
+            found = reader.show(paper_id)  # NotFound becomes a 404 page (papertag_error)
             similar, similar_note = [], None
             if hasattr(reader, "similar"):  # Reader.similar comes from the 'similar' branch
                 try:
@@ -117,7 +116,8 @@ def create_app(db: Path, eval_db: Path | None = None) -> Starlette:
         return error_page(request, error.status_code, str(error.detail))
 
     def papertag_error(request: Request, error: PapertagError) -> Response:
-        return error_page(request, 400, str(error))  # a bad filter, no database yet: one line, as on the CLI
+        # One line, as on the CLI: NotFound 404, a bad filter 400, the database busy 503 (errors.http_status).
+        return error_page(request, http_status(error), str(error))
 
     def server_error(request: Request, error: Exception) -> Response:
         return error_page(request, 500, "something went wrong; the server log has the details")
