@@ -168,17 +168,18 @@ class Reader:
         if not has_search_index(self.con):
             raise DatabaseError(NO_INDEX)
         load_fts(self.con)
-        # Scored once here and passed on as two lists: browse runs the selection four times (page, total, facets).
-        hits = self.con.execute(
-            f"""SELECT list(id), list(score) FROM (
-                    SELECT id, {SEARCH_SCHEMA}.match_bm25(id, ?) AS score FROM {SEARCH_TABLE}) WHERE score IS NOT NULL""",
+        # Scored once into a temporary table of this connection (a read-only database allows them): browse runs
+        # the selection four times (page, total, facets), and DuckDB plans joins with a real table well (hits
+        # passed as list parameters were estimated at one row: 40x slower at 2,000 papers).
+        self.con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE search_hits AS
+                SELECT id, score FROM (SELECT id, {SEARCH_SCHEMA}.match_bm25(id, ?) AS score FROM {SEARCH_TABLE})
+                WHERE score IS NOT NULL""",
             [text],
-        ).fetchone()
+        )
         records, params = self._filtered_records(benchmark=benchmark, task=task, method=method, domain=domain,
-                                                 where=["p.id IN (SELECT id FROM hits)"])
-        return (f"""WITH hits AS (SELECT unnest(?::VARCHAR[]) AS id, unnest(?::DOUBLE[]) AS score), records AS ({records})
-                    SELECT records.*, hits.score FROM records JOIN hits USING (id)""",
-                [hits[0] or [], hits[1] or [], *params])
+                                                 where=["p.id IN (SELECT id FROM search_hits)"])
+        return f"SELECT records.*, h.score FROM ({records}) records JOIN search_hits h USING (id)", params
 
     def export(self) -> list[dict[str, Any]]:
         return self._records()
