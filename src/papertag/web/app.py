@@ -63,11 +63,10 @@ def create_app(db: Path, eval_db: Path | None = None) -> Starlette:
         with Reader(db) as reader:
             found = reader.show(paper_id)  # NotFound becomes a 404 page (papertag_error)
             similar, similar_note = [], None
-            if hasattr(reader, "similar"):  # Reader.similar comes from the 'similar' branch
-                try:
-                    similar = reader.similar(found["id"], limit=SIMILAR_SIZE)
-                except PapertagError as error:
-                    similar_note = str(error)
+            try:
+                similar = reader.similar(found["id"], limit=SIMILAR_SIZE)
+            except PapertagError as error:  # no embedding yet: the rest of the page still shows
+                similar_note = str(error)
         current = next((e for e in found["extractions"] if e["current"]), None)
         return {"paper": found, "current": current, "similar": similar, "similar_note": similar_note}
 
