@@ -90,10 +90,21 @@ class Reader:
         sql, params = self._filtered_records(benchmark=benchmark, task=task, method=method, domain=domain)
         return rows_as_dicts(self.con.execute(sql, params))
 
-    def _filtered_records(self, *, benchmark: str | None, task: str | None, method: str | None, domain: str | None,
-                          where: list[str] | None = None) -> tuple[str, list[Any]]:
-        """The records query for query's filters (and any further conditions on p and e, without parameters),
-        with its parameters."""
+    def _filtered_records(self, *, benchmark: str | None, task: str | None, method: str | None,
+                          domain: str | None) -> tuple[str, list[Any]]:
+        """The records query for query's filters, with its parameters."""
+        matches, params = self._tag_matches(benchmark=benchmark, task=task, method=method, domain=domain)
+        where = ""
+        if domain is not None:
+            where = "WHERE e.domain = ?"
+            params.append(domain)
+        if not matches:
+            return PAPER_RECORDS.format(where=where), params
+        return MATCHED_RECORDS.format(matched=" INTERSECT ".join(matches), where=where), params
+
+    def _tag_matches(self, *, benchmark: str | None, task: str | None, method: str | None,
+                     domain: str | None) -> tuple[list[str], list[Any]]:
+        """One query of extraction ids per tag filter, with their parameters; the filters are checked first."""
         if domain is not None and domain not in DOMAINS:
             raise InputError(f"unknown domain {domain!r} (use one of: {', '.join(DOMAINS)})")
         matches, params = [], []
@@ -106,22 +117,14 @@ class Reader:
             match = "key = ?" if exact else "contains(key, ?)"
             matches.append(f"SELECT DISTINCT extraction_id FROM tags WHERE kind = ? AND {match}")
             params += [kind, key]
-        conditions = list(where or [])
-        if domain is not None:
-            conditions.append("e.domain = ?")
-            params.append(domain)
-        where_sql = "WHERE " + " AND ".join(conditions) if conditions else ""
-        if not matches:
-            return PAPER_RECORDS.format(where=where_sql), params
-        return MATCHED_RECORDS.format(matched=" INTERSECT ".join(matches), where=where_sql), params
+        return matches, params
 
     def search(self, text: str, *, limit: int = 20, domain: str | None = None, benchmark: str | None = None,
                task: str | None = None, method: str | None = None) -> list[dict[str, Any]]:
         """Papers ranked by BM25 over title, summary, abstract and tags, best first, each record with its score;
         the filters are query's. The index is the one the last ingest built (search.py)."""
         selection, params = self._selection(text, domain=domain, benchmark=benchmark, task=task, method=method)
-        return rows_as_dicts(self.con.execute(
-            f"SELECT * FROM ({selection}) ORDER BY score DESC, title, id LIMIT ?", [*params, max(0, limit)]))
+        return self._records_of(selection, params, "score DESC, title, id", limit, 0)
 
     def browse(self, text: str | None = None, *, domain: str | None = None, benchmark: str | None = None,
                task: str | None = None, method: str | None = None, offset: int = 0, limit: int = 20,
@@ -131,11 +134,7 @@ class Reader:
         values among all of them with paper counts (the web page's sidebar)."""
         selection, params = self._selection(text, domain=domain, benchmark=benchmark, task=task, method=method)
         order = "score DESC, title, id" if text is not None else "added_at DESC, title, id"
-        papers = rows_as_dicts(self.con.execute(
-            f"""SELECT s.*, p.added_at FROM ({selection}) s JOIN papers p USING (id)
-                ORDER BY {order} LIMIT ? OFFSET ?""",
-            [*params, max(0, limit), max(0, offset)],
-        ))
+        papers = self._records_of(selection, params, order, limit, offset)
         total = self.con.execute(f"SELECT count(*) FROM ({selection})", params).fetchone()[0]
         facets = {"domain": rows_as_dicts(self.con.execute(
             f"""SELECT domain AS value, count(*) AS papers FROM ({selection})
@@ -156,13 +155,30 @@ class Reader:
             facets[kind] = [{"value": row["value"], "papers": row["papers"]} for row in tag_counts if row["kind"] == kind]
         return {"total": total, "papers": papers, "facets": facets}
 
+    def _records_of(self, selection: str, params: list[Any], order: str, limit: int, offset: int) -> list[dict[str, Any]]:
+        """Full records (tags, model, score, added_at) of one page of a selection: the page is cut before the tags
+        are gathered, so a search that matches most papers costs a page of records, not all of them."""
+        return rows_as_dicts(self.con.execute(
+            f"""WITH page AS MATERIALIZED (SELECT id, score, added_at FROM ({selection}) ORDER BY {order} LIMIT ? OFFSET ?)
+                SELECT r.*, page.score, page.added_at FROM ({PAPER_RECORDS.format(where="WHERE p.id IN (SELECT id FROM page)")}) r
+                JOIN page USING (id) ORDER BY {order}""",
+            [*params, max(0, limit), max(0, offset)],
+        ))
+
     def _selection(self, text: str | None, *, domain: str | None, benchmark: str | None, task: str | None,
                    method: str | None) -> tuple[str, list[Any]]:
-        """SQL for the records matching the filters, each with its BM25 score for the text (NULL without one),
-        and its parameters; a text matches a paper when any of its words (stemmed, not a stopword) occurs."""
+        """SQL for the tagged papers matching the filters, one row each (id, title, added_at, domain and the BM25
+        score for the text, NULL without one), and its parameters; a text matches a paper when any of its words
+        (stemmed, not a stopword) occurs."""
+        matches, params = self._tag_matches(benchmark=benchmark, task=task, method=method, domain=domain)
+        conditions = [f"e.id IN ({' INTERSECT '.join(matches)})"] if matches else []
+        if domain is not None:
+            conditions.append("e.domain = ?")
+            params.append(domain)
+        where = "WHERE " + " AND ".join(conditions) if conditions else ""
         if text is None:
-            records, params = self._filtered_records(benchmark=benchmark, task=task, method=method, domain=domain)
-            return f"SELECT *, NULL::DOUBLE AS score FROM ({records})", params
+            return (f"""SELECT p.id, p.title, p.added_at, e.domain, NULL::DOUBLE AS score
+                        FROM current_extractions e JOIN papers p ON p.id = e.paper_id {where}""", params)
         if not text.strip():
             raise InputError("give some words to search for")
         if not has_search_index(self.con):
@@ -177,9 +193,9 @@ class Reader:
                 WHERE score IS NOT NULL""",
             [text],
         )
-        records, params = self._filtered_records(benchmark=benchmark, task=task, method=method, domain=domain,
-                                                 where=["p.id IN (SELECT id FROM search_hits)"])
-        return f"SELECT records.*, h.score FROM ({records}) records JOIN search_hits h USING (id)", params
+        return (f"""SELECT p.id, p.title, p.added_at, e.domain, h.score
+                    FROM search_hits h JOIN current_extractions e ON e.paper_id = h.id JOIN papers p ON p.id = h.id
+                    {where}""", params)
 
     def export(self) -> list[dict[str, Any]]:
         return self._records()
