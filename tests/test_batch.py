@@ -72,6 +72,8 @@ def test_submit_status_collect_through_the_cli(sample_path):
         assert len(summaries) == 31 and all(" — " in line for line in summaries)
         found = json.loads(cli("query", "--benchmark", "agentbench", "--json").stdout)
         assert [row["title"] for row in found] == ["Agent Skill Acquisition for Large Language Models via CycleQD"]
+        found = json.loads(cli("search", "CycleQD", "--json").stdout)  # collect rebuilt the search index
+        assert found[0]["title"] == "Agent Skill Acquisition for Large Language Models via CycleQD"
 
         # Collecting again adds nothing and downloads nothing.
         rows, downloads = extraction_rows(), dict(fake.downloads)

@@ -153,6 +153,7 @@ def collect(store: Store, prompt: Prompt, settings: Settings | None = None) -> l
             # The answers were given to the job's prompt version; validation and grounding are today's.
             store.save(results, job["model"], dataclasses.replace(prompt, version=job["prompt_version"]))
         store.update_batch_job(job["batch_id"], batch.status, error, collected=True)
+    store.refresh_search_index()  # a no-op unless a collected job changed what readers see
     return reports
 
 

@@ -326,6 +326,29 @@ def query(
 
 @app.command()
 @friendly_errors
+def search(
+    text: Annotated[str, typer.Argument(metavar="TEXT", help="Words to look for in titles, summaries, abstracts and tags.")],
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Show at most this many papers.")] = 20,
+    benchmark: Annotated[Optional[str], typer.Option(help="Only papers with this benchmark (as in 'query').")] = None,
+    task: Annotated[Optional[str], typer.Option(help="Only papers with a task containing this.")] = None,
+    method: Annotated[Optional[str], typer.Option(help="Only papers with a method containing this.")] = None,
+    domain: Annotated[Optional[DomainChoice], typer.Option(help="Only papers of this domain.")] = None,
+    db: DbOption = DEFAULT_DB,
+    as_json: JsonOption = False,
+) -> None:
+    """Papers ranked by keyword relevance (BM25), best first; the filters work as in 'query'."""
+    rows = Library(db).search(text, limit=limit, benchmark=benchmark, task=task, method=method,
+                              domain=domain.value if domain else None)
+    if as_json:
+        print_json(rows)
+        return
+    for row in rows:
+        row["score"] = f"{row['score']:.2f}"
+    print_table(rows, ["score", "id", "title", "summary", "benchmarks"], "no matching papers")
+
+
+@app.command()
+@friendly_errors
 def show(
     paper_id: Annotated[str, typer.Argument(metavar="ID", help="Paper id, or a unique prefix of it.")],
     db: DbOption = DEFAULT_DB,
@@ -447,6 +470,35 @@ def sql(
         print_table(records, result.columns, "no rows")
     if result.cut:
         err.print(f"note: output cut at {max_rows:,} rows; --max-rows N prints more (0: all)", highlight=False)
+
+
+@app.command()
+@friendly_errors
+def serve(
+    db: DbOption = DEFAULT_DB,
+    eval_db: Annotated[Path, typer.Option("--eval-db", envvar="PAPERTAG_EVAL_DB",
+        help="Eval database for the /evals page (shown empty if it does not exist).")] = Path("evals.duckdb"),
+    host: Annotated[str, typer.Option(help="Address to listen on; the default is this machine only.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
+) -> None:
+    """Browse the papers in a web page: list, search, facets, one page per paper, benchmarks, eval runs.
+
+    Read-only: every request opens the database read-only, so it can run during an ingest. Ctrl-C stops it.
+    """
+    import socket
+
+    import uvicorn
+
+    from .web.app import create_app
+
+    web_app = create_app(db, eval_db)  # a missing or foreign database is one line here
+    try:
+        with socket.create_server((host, port)):
+            pass  # a port already in use is one line here, not uvicorn's log
+    except OSError as error:
+        raise PapertagError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+    err.print(f"serving {shown(db)} on http://{shown(host)}:{port}/ (read-only; Ctrl-C stops)", highlight=False)
+    uvicorn.run(web_app, host=host, port=port, log_level="warning")
 
 
 class Split(str, Enum):

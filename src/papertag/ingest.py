@@ -45,6 +45,7 @@ class IngestReport:
     embedded: int = 0  # paper texts given a vector for 'papertag similar' (new texts only)
     embedding_seconds: float = 0.0
     wall_seconds: float = 0.0
+    search_index_rebuilt: bool = False
     interrupted: bool = False
     failures: list[tuple[str, str]] = field(default_factory=list)  # (paper id, error)
     input_problems: list[str] = field(default_factory=list)  # input records skipped, each naming its file and line
@@ -208,8 +209,24 @@ def ingest(
             report.interrupted = True  # vectors already committed are kept; the next run embeds the rest
             raise RunInterrupted(report) from None
         report.embedding_seconds = time.perf_counter() - embedding_started
+    if not report.interrupted:
+        # An interrupted run leaves the index as it was; the next run sees the change and rebuilds it.
+        report.search_index_rebuilt = refresh_search_index(store, on_wait)
     report.wall_seconds = time.perf_counter() - started
     return report
+
+
+def refresh_search_index(store: Store, on_wait: Callable[[str], None] = lambda message: None) -> bool:
+    """Rebuild the keyword-search index if this run changed what readers see; like the last flush, it waits for
+    readers as long as it takes."""
+    while True:
+        try:
+            store.open()
+            return store.refresh_search_index()
+        except DatabaseBusy as busy:
+            on_wait(f"{busy}; the search index is rebuilt once it is free")
+        finally:
+            store.release()
 
 
 def same_text_groups(todo: list[Paper]) -> tuple[list[Paper], dict[str, list[Paper]]]:

@@ -16,6 +16,7 @@ import duckdb
 import pyarrow as pa
 
 from .errors import DatabaseBusy, DatabaseError  # DatabaseBusy is also importable from here, as before
+from .search import BUILD_SEARCH_TABLE, CONTENT_FINGERPRINT, CREATE_INDEX, SEARCH_TABLE, indexed_fingerprint, load_fts
 from .sources import Paper
 from .text import tag_key
 
@@ -442,6 +443,20 @@ class Store:
                 """INSERT OR REPLACE INTO current_extraction
                    SELECT paper_id, id FROM new_extractions WHERE status = 'ok'"""
             )
+
+    def refresh_search_index(self) -> bool:
+        """Rebuild the keyword-search index (search.py) if the current extractions changed since it was built, in
+        one short transaction; True if it did. Called once at the end of a run, never per query."""
+        fingerprint = self.con.execute(CONTENT_FINGERPRINT).fetchone()[0]
+        if indexed_fingerprint(self.con) == fingerprint:
+            return False
+        load_fts(self.con)
+        with self._transaction():
+            self.con.execute(BUILD_SEARCH_TABLE)
+            self.con.execute(CREATE_INDEX)
+            # COMMENT takes no parameters; the fingerprint is digits and one colon.
+            self.con.execute(f"COMMENT ON TABLE {SEARCH_TABLE} IS '{fingerprint}'")
+        return True
 
     def next_extraction_ids(self, count: int) -> list[int]:
         return [row[0] for row in self.con.execute("SELECT nextval('extraction_ids') FROM range(?)", [count]).fetchall()]
