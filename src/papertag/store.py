@@ -156,7 +156,9 @@ def connect(path: Path, *, read_only: bool = False, wait_s: float | None = None,
         raise DatabaseError(f"no database at {path}; run 'papertag ingest FILE' first, or pass --db")
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + (READ_WAIT_S if read_only else WRITE_WAIT_S) if wait_s is None else time.monotonic() + wait_s
+    if wait_s is None:
+        wait_s = READ_WAIT_S if read_only else WRITE_WAIT_S
+    deadline = time.monotonic() + wait_s
     delay = 0.005
     while True:
         try:
