@@ -8,14 +8,16 @@ only by the methods that call a model."""
 from __future__ import annotations
 
 from contextlib import contextmanager
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, TextIO
 
 import duckdb
 
 from .backends import DEFAULT_MODEL_SPEC, BackendOptions
+from .digest import DIGEST_FORMATS, Digest, parse_since, render
 from .errors import DatabaseError, InputError, PapertagError
-from .export import export_file, write_records
+from .export import export_file, write_records, write_text_file
 from .prompts import Prompt, load_prompt
 from .queries import Reader
 from .settings import Settings
@@ -153,20 +155,53 @@ class Library:
         text stream such as sys.stdout (not for parquet)."""
         if export_format not in EXPORT_FORMATS:
             raise InputError(f"unknown export format {export_format!r} (use one of: {', '.join(EXPORT_FORMATS)})")
-        to_file = isinstance(output, (Path, str))
-        if export_format == "parquet" and not to_file:
+        if export_format == "parquet" and not isinstance(output, (Path, str)):
             raise InputError("--format parquet needs --output FILE")
-        with Reader(self.db) as reader:
-            try:
-                if to_file:
-                    export_file(reader, export_format, Path(output), self.db)
-                else:
-                    write_records(reader.export(), export_format, output)
-            except BrokenPipeError:
-                raise  # the reader of a pipe has gone: the CLI ends quietly
-            except (OSError, duckdb.IOException) as error:
-                where = output if to_file else "to " + getattr(output, "name", "the stream").strip("<>")
-                raise InputError(f"cannot write {where}: {str(error).splitlines()[0]}") from None
+        with Reader(self.db) as reader, _writing(output):
+            if isinstance(output, (Path, str)):
+                export_file(reader, export_format, Path(output), self.db)
+            else:
+                write_records(reader.export(), export_format, output)
+
+    def digest(self, since: datetime | date | str | None = None, *, output_format: str = "md",
+               output: Path | str | TextIO | None = None) -> Digest:
+        """The papers added since `since` (a datetime or ISO date in UTC), grouped by domain, each with its summary,
+        benchmarks and link. A paper is added when its first good extraction is stored; a re-tag keeps its time.
+
+        Written as md, html, atom or json to `output`: a file (replaced only when complete, never the database) or
+        a text stream; None writes nothing. Without `since`, the digest covers the papers added since the last
+        such digest (all of them the first time) and then remembers where it stopped; it takes the writer lock
+        for that, so it waits for no ingest: DatabaseBusy while one runs. A digest with `since` only reads and
+        leaves the remembered position where it was."""
+        if output_format not in DIGEST_FORMATS:
+            raise InputError(f"unknown digest format {output_format!r} (use one of: {', '.join(DIGEST_FORMATS)})")
+        if since is not None:
+            start = parse_since(since)
+            with Reader(self.db) as reader:
+                digest = Digest.of(start, False, reader.first_tagged(start))
+            self._write_digest(digest, output_format, output)
+            return digest
+        # The writer lock for the whole digest: no ingest or other digest moves the papers or the position under it,
+        # and a database in use fails here (DatabaseBusy), before anything is written.
+        with self._existing_store("ingest FILE") as store:
+            store.release()  # the lock stays; the file is free for the reader below
+            with Reader(self.db) as reader:
+                position = reader.digest_position()
+                digest = Digest.of(position, True, reader.first_tagged(position, after=True))
+            self._write_digest(digest, output_format, output)
+            if digest.papers:  # only once the digest is written: a failed write repeats it next time
+                store.save_digest_position(digest.covered_until, len(digest.papers))
+        return digest
+
+    def _write_digest(self, digest: Digest, output_format: str, output: Path | str | TextIO | None) -> None:
+        if output is None:
+            return
+        text = render(digest, output_format, self.db)
+        with _writing(output):
+            if isinstance(output, (Path, str)):
+                write_text_file(text, Path(output), self.db)
+            else:
+                output.write(text)
 
     # Evals: this Library's database keeps the eval papers and runs (the CLI's default is evals.duckdb).
 
@@ -234,10 +269,10 @@ class Library:
         with self._existing_store() as store:
             return batch.collect(store, self.prompt, settings)
 
-    def _existing_store(self) -> Store:
+    def _existing_store(self, first: str = "batch submit FILE --model openai:MODEL") -> Store:
+        """The writer of a database that must exist already; `first` is the command that makes one."""
         if not self.db.exists():
-            raise DatabaseError(f"no database at {self.db}; run 'papertag batch submit FILE --model openai:MODEL' "
-                                "first, or pass --db")
+            raise DatabaseError(f"no database at {self.db}; run 'papertag {first}' first, or pass --db")
         return Store(self.db)
 
 
@@ -245,6 +280,18 @@ def _require_reader(method: str) -> None:
     """search and similar come with their own branches of papertag; until then, say so instead of AttributeError."""
     if not hasattr(Reader, method):
         raise PapertagError(f"this version of papertag has no {method}; upgrade papertag")
+
+
+@contextmanager
+def _writing(output: Path | str | TextIO) -> Iterator[None]:
+    """A failure to write an output file or stream is one line naming it; a closed pipe ends the CLI quietly."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except (OSError, duckdb.IOException) as error:
+        where = output if isinstance(output, (Path, str)) else "to " + getattr(output, "name", "the stream").strip("<>")
+        raise InputError(f"cannot write {where}: {str(error).splitlines()[0]}") from None
 
 
 @contextmanager

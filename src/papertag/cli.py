@@ -448,6 +448,42 @@ def export(
     Library(db).export(export_format.value, sys.stdout if output is None else output)
 
 
+class DigestFormat(str, Enum):
+    md = "md"
+    html = "html"
+    atom = "atom"
+
+
+@app.command()
+@friendly_errors
+def digest(
+    since: Annotated[Optional[str], typer.Option("--since", metavar="DATE",
+        help="Papers added from this UTC date (2026-11-27) or time (2026-11-27T08:00, or with an offset: +01:00) on. "
+             "Only reads: the remembered position stays where it was, and it works during an ingest.")] = None,
+    digest_format: Annotated[DigestFormat, typer.Option("--format",
+        help="md (Markdown), html (a standalone page) or atom (a feed a feed reader can subscribe to).")] = DigestFormat.md,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o",
+        help="File to write, replaced only once complete (never the database); default stdout.")] = None,
+    db: DbOption = DEFAULT_DB,
+    as_json: Annotated[bool, typer.Option("--json", help="Write the digest as JSON (papers grouped by domain) instead of --format.")] = False,
+) -> None:
+    """The papers added since a date, grouped by domain: title, one-line summary, benchmarks and link.
+
+    A paper counts as added when its first good extraction is stored; a re-tag (another model or prompt) does not add it again.
+    A paper whose extraction failed is added when it is finally tagged. Papers with an arXiv id link to arxiv.org/abs/ID.
+
+    Without --since: the papers added since the last digest made without --since (the first time: all of them).
+    Once the digest is written, where it stopped is remembered in the database; an empty digest leaves that as it was.
+    This takes the database's writer lock, so it stops with one line (exit 2) while an ingest runs.
+    """
+    digest_format = "json" if as_json else digest_format.value
+    made = Library(db).digest(since, output_format=digest_format, output=sys.stdout if output is None else output)
+    if not made.papers:
+        err.print(f"{shown(made.empty_message)}", highlight=False)
+    elif output is not None:
+        err.print(f"wrote {len(made.papers)} papers added {shown(made.period)} to {shown(output)}", highlight=False)
+
+
 @app.command()
 @friendly_errors
 def sql(

@@ -43,6 +43,13 @@ def export_file(reader: Reader, export_format: str, output: Path, database: Path
                 write_records(reader.export(), export_format, stream)
 
 
+def write_text_file(text: str, output: Path, database: Path) -> None:
+    """A document (a digest) to `output`, which must not be the database; replaced only once complete."""
+    refuse_database_path(output, database)
+    with replaced_on_success(output) as path:
+        path.write_text(text, encoding="utf-8")
+
+
 def refuse_database_path(output: Path, database: Path) -> None:
     """An export written over the database (or its write-ahead log) would destroy every paper in it. Resolved paths
     catch symlinks and '..'; samefile catches hard links."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -199,6 +200,25 @@ class Reader:
 
     def export(self) -> list[dict[str, Any]]:
         return self._records()
+
+    def first_tagged(self, since: datetime | None, *, after: bool = False) -> list[dict[str, Any]]:
+        """Records of the papers first tagged at or after `since` (strictly after, with after=True; every tagged
+        paper for None), each with `tagged_at`: when its first good extraction was stored. A re-tag (another model
+        or prompt) keeps a paper's time; a paper that failed counts from the day it was tagged."""
+        comparison = ">" if after else ">="
+        first = f"""SELECT paper_id, min(created_at) AS tagged_at FROM extractions WHERE status = 'ok'
+                    GROUP BY paper_id HAVING ?::TIMESTAMP IS NULL OR min(created_at) {comparison} ?::TIMESTAMP"""
+        records = PAPER_RECORDS.format(where="WHERE p.id IN (SELECT paper_id FROM first)")
+        return rows_as_dicts(self.con.execute(
+            f"""WITH first AS MATERIALIZED ({first})
+                SELECT r.*, first.tagged_at FROM ({records}) r JOIN first ON first.paper_id = r.id
+                ORDER BY r.title, r.id""",
+            [since, since],
+        ))
+
+    def digest_position(self) -> datetime | None:
+        """When the newest paper of the last remembered digest was first tagged; None before the first digest."""
+        return self.con.execute("SELECT max(covered_until) FROM digests").fetchone()[0]
 
     def export_relation(self) -> duckdb.DuckDBPyRelation:
         return self.con.sql(PAPER_RECORDS.format(where=""))

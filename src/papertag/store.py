@@ -133,6 +133,15 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (content_hash, model)
     );
     """,
+    # 6: 'papertag digest' without --since covers the papers tagged after the last digest's newest paper: one row
+    # per digest that listed papers, the position being the latest covered_until.
+    """
+    CREATE TABLE digests (
+        created_at TIMESTAMP NOT NULL,
+        covered_until TIMESTAMP NOT NULL,       -- when the newest paper of this digest was first tagged
+        papers INTEGER NOT NULL
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 # An extraction is reused only if all of these match; the paper id and its text hash say which text it describes.
@@ -521,6 +530,10 @@ class Store:
             [_now(), run["model"], run["prompt_version"], run["gold_path"], run["gold_sha256"], run["split"],
              run["metrics"]["papers"], run["metrics"]["failed"], json.dumps(run["metrics"])],
         ).fetchone()[0]
+
+    def save_digest_position(self, covered_until: datetime, papers: int) -> None:
+        """Remember what a digest covered, so the next one starts after it (digest.py)."""
+        self.con.execute("INSERT INTO digests VALUES (?, ?, ?)", [_now(), covered_until, papers])
 
     # Batch jobs (batch.py): what was sent, so collect can match results to papers exactly once.
 

@@ -1,0 +1,148 @@
+"""The digest: the papers added since a moment, grouped by domain, each with its summary, benchmarks and link, as
+Markdown, an HTML page, an Atom feed or JSON.
+
+"Added" means first tagged: the time a paper's first good extraction was stored (Reader.first_tagged). A paper
+re-tagged by another model or prompt keeps its time, so a new model does not flood the next digest; a paper whose
+extraction failed is added on the day it is tagged. A digest without a start remembers where it stopped: the
+first-tagged time of its newest paper, which a single writer at a time only ever moves forward."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader
+
+from .errors import InputError
+from .jsonvalues import dumps
+from .schema import DOMAINS
+from .text import clean_text
+
+DIGEST_FORMATS = ("md", "html", "atom", "json")
+# New-style arXiv ids (2401.01234, 2401.01234v2) and old-style ones (cs/0101001, math.GT/0309136v1).
+ARXIV_ID = re.compile(r"(?:\d{4}\.\d{4,5}|[a-z]+(?:-[a-z]+)*(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?")
+TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).parent / "digest_templates"), autoescape=True,
+                        trim_blocks=True, lstrip_blocks=True)  # autoescape: titles and summaries are untrusted text
+
+
+def paper_link(paper: dict[str, Any]) -> str | None:
+    """The page a digest links a paper to: arXiv's abstract page when its id is an arXiv id, else none.
+    (Once papers store their own URL, that comes first, here.)"""
+    return f"https://arxiv.org/abs/{paper['id']}" if ARXIV_ID.fullmatch(paper["id"]) else None
+
+
+def parse_since(since: datetime | date | str) -> datetime:
+    """A start as naive UTC, like the stored times: an ISO date (midnight UTC) or date and time (UTC unless it
+    carries an offset)."""
+    if isinstance(since, str):
+        try:
+            since = datetime.fromisoformat(since.strip())
+        except ValueError:
+            raise InputError(f"--since {since!r} is not a date; use YYYY-MM-DD or YYYY-MM-DDTHH:MM "
+                             "(UTC unless an offset such as +01:00 is given)") from None
+    if not isinstance(since, datetime):
+        since = datetime(since.year, since.month, since.day)
+    if since.tzinfo is not None:
+        since = since.astimezone(timezone.utc).replace(tzinfo=None)
+    return since
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+@dataclass
+class Digest:
+    since: datetime | None  # papers first tagged from this moment on (after it, when remembered); None: all of them
+    remembered: bool  # `since` is the last digest's position, and this digest moves it past its papers
+    papers: list[dict[str, Any]]  # id, title, summary, benchmarks, domain, tagged_at, link; by title
+    created_at: datetime = field(default_factory=_utc_now)
+
+    @classmethod
+    def of(cls, since: datetime | None, remembered: bool, records: list[dict[str, Any]]) -> "Digest":
+        """From Reader records; text is made one clean line once here, for every format."""
+        papers = [{
+            "id": record["id"], "title": clean_text(record["title"]), "summary": clean_text(record["summary"] or ""),
+            "benchmarks": [clean_text(value) for value in record["benchmarks"]], "domain": record["domain"],
+            "tagged_at": record["tagged_at"], "link": paper_link(record),
+        } for record in records]
+        return cls(since, remembered, papers)
+
+    @property
+    def covered_until(self) -> datetime | None:
+        """The position the next remembered digest starts after."""
+        return max((paper["tagged_at"] for paper in self.papers), default=None)
+
+    def by_domain(self) -> list[tuple[str, list[dict[str, Any]]]]:
+        """Domains in the schema's order (an unknown one last), each with its papers."""
+        order = {domain: position for position, domain in enumerate(DOMAINS)}
+        domains = sorted({paper["domain"] for paper in self.papers}, key=lambda domain: (order.get(domain, len(order)), domain))
+        return [(domain, [paper for paper in self.papers if paper["domain"] == domain]) for domain in domains]
+
+    @property
+    def period(self) -> str:
+        """What the digest covers, in words: 'since 2026-11-27 00:00 UTC', 'since the last digest', 'so far'."""
+        if self.since is None:
+            return "so far"
+        moment = f"{self.since:%Y-%m-%d %H:%M} UTC"
+        return f"since the last digest (papers tagged after {moment})" if self.remembered else f"since {moment}"
+
+    @property
+    def empty_message(self) -> str:
+        return f"no papers added {self.period}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"since": self.since, "remembered": self.remembered, "created_at": self.created_at,
+                "covered_until": self.covered_until, "papers": len(self.papers),
+                "domains": [{"domain": domain, "papers": papers} for domain, papers in self.by_domain()]}
+
+
+def render(digest: Digest, digest_format: str, database: Path) -> str:
+    """The digest as a document in one of DIGEST_FORMATS; the database names the Atom feed."""
+    if digest_format == "md":
+        return markdown(digest)
+    if digest_format == "json":
+        return dumps(digest.as_dict(), ensure_ascii=False, indent=2) + "\n"
+    template = TEMPLATES.get_template("digest.html" if digest_format == "html" else "digest.atom")
+    return template.render(digest=digest, title=f"papertag: papers added {digest.period}", feed_id=feed_id(database),
+                           entry_id=entry_id, rfc3339=rfc3339, updated=rfc3339(digest.covered_until or digest.created_at))
+
+
+def markdown(digest: Digest) -> str:
+    lines = [f"# Papers added {digest.period}", ""]
+    if not digest.papers:
+        lines += [f"No papers were added {digest.period}.", ""]
+    for domain, papers in digest.by_domain():
+        lines += [f"## {markdown_text(domain or 'no domain')} ({len(papers)})", ""]
+        for paper in papers:
+            title = markdown_text(paper["title"])
+            lines += [f"### [{title}]({paper['link']})" if paper["link"] else f"### {title}", ""]
+            lines += [markdown_text(paper["summary"]), ""]
+            lines += ["Benchmarks: " + (", ".join(map(markdown_text, paper["benchmarks"])) or "none named"), ""]
+    return "\n".join(lines)
+
+
+MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~&])")
+
+
+def markdown_text(text: str) -> str:
+    """Stored text as literal Markdown: a title cannot open a link, an image, raw HTML or emphasis."""
+    return MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+def feed_id(database: Path) -> str:
+    """One feed per database, the same on every run, so a reader keeps its subscription."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"papertag:digest:{database.resolve()}").urn
+
+
+def entry_id(paper: dict[str, Any]) -> str:
+    """One entry per paper whatever the digest: a reader shows a paper once."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"papertag:paper:{paper['id']}").urn
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.replace(microsecond=0).isoformat() + "Z"
