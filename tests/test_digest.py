@@ -9,6 +9,7 @@ from datetime import datetime
 
 import feedparser
 import pytest
+from markdown_it import MarkdownIt  # comes with rich
 from typer.testing import CliRunner
 
 import papertag
@@ -92,9 +93,15 @@ def test_markdown_keeps_hostile_text_literal(db):
     text = digest(db, "--since", "2026-11-01").stdout
     robotics = text.split("## robotics (1)")[1]
     heading = robotics.strip().splitlines()[0]
-    assert heading.startswith("### ") and "](" not in heading  # no link: not an arXiv id, and no injected one
-    assert not re.search(r"(?<!\\)[<>\[\]*&]", robotics)  # every character Markdown acts on is escaped
-    assert r"\<script\>alert\(1\)\</script\>" in heading
+    # Not an arXiv id, so no link; and the title's own brackets, tags and stars are text.
+    assert heading == (r'### \<script\>alert(1)\</script\> \& "quoted" \<img src=x onerror=alert(2)\> '
+                       r'\[link\](javascript:alert(3)) \*bold\*')
+    assert not re.search(r"(?<!\\)[<>\[\]*&]", robotics)  # nor anything in its summary
+    # Rendered by a CommonMark renderer that passes raw HTML through: the only markup is the digest's own.
+    html = MarkdownIt("commonmark").render(text)
+    assert "<script" not in html and "<img" not in html and "<em>" not in html and "<strong>" not in html
+    assert set(re.findall(r'<a href="([^"]*)"', html)) == {f"https://arxiv.org/abs/{paper_id}" for paper_id, *_ in FIRST_PAPERS[:3]}
+    assert [html.count(f"<h{level}>") for level in (1, 2, 3)] == [1, 3, 4]
 
 
 def test_html_escapes_hostile_titles(db, tmp_path):
@@ -115,7 +122,8 @@ def test_atom_is_a_valid_feed(db, tmp_path):
     feed = feedparser.parse(path.read_bytes())
     assert not feed.bozo, feed.get("bozo_exception")
     assert feed.version == "atom10"
-    assert feed.feed.id.startswith("urn:uuid:") and feed.feed.title and feed.feed.updated_parsed
+    assert feed.feed.id.startswith("urn:uuid:") and feed.feed.title == "papertag: papers added to test.duckdb"
+    assert feed.feed.updated_parsed
     assert len(feed.entries) == 4
     for entry in feed.entries:
         assert entry.title and entry.id.startswith("urn:uuid:") and entry.updated_parsed[:3] == (2026, 11, 25)
@@ -129,7 +137,7 @@ def test_atom_is_a_valid_feed(db, tmp_path):
     # The next digest is another file with the same feed id and, for a paper seen again, the same entry id.
     tag(db, DAY_2, SECOND_PAPERS)
     again = feedparser.parse(digest(db, "--format", "atom", "--since", "2026-11-01").stdout)
-    assert not again.bozo and again.feed.id == feed.feed.id
+    assert not again.bozo and (again.feed.id, again.feed.title) == (feed.feed.id, feed.feed.title)
     assert {entry.id for entry in feed.entries} < {entry.id for entry in again.entries}
 
 
@@ -213,3 +221,23 @@ def test_help_explains_added_and_the_position():
     for phrase in ("first good extraction is stored", "does not add it again", "remembered in the database",
                    "--since", "the remembered position stays where it was", "writer lock", "atom", "never the database"):
         assert phrase in text, phrase
+
+
+def test_markdown_text_cannot_start_a_block():
+    from papertag.digest import markdown_text
+
+    assert markdown_text("# Not a heading") == r"\# Not a heading"
+    assert markdown_text("2024. Not a list") == r"2024\. Not a list"
+    assert markdown_text("GPT-4 (and more) on A+B") == "GPT-4 (and more) on A+B"  # plain text stays readable
+
+
+def test_database_from_before_the_digest(db):
+    """A database last written before migration 6: --since only reads it; the first remembered digest migrates it."""
+    import duckdb
+
+    with duckdb.connect(str(db)) as con:
+        con.execute("DROP TABLE digests")
+        con.execute("DELETE FROM schema_migrations WHERE version = 6")
+    assert json.loads(digest(db, "--json", "--since", "2026-11-01").stdout)["papers"] == 4
+    assert json.loads(digest(db, "--json").stdout)["papers"] == 4
+    assert json.loads(digest(db, "--json").stdout)["papers"] == 0

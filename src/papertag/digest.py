@@ -4,29 +4,30 @@ Markdown, an HTML page, an Atom feed or JSON.
 "Added" means first tagged: the time a paper's first good extraction was stored (Reader.first_tagged). A paper
 re-tagged by another model or prompt keeps its time, so a new model does not flood the next digest; a paper whose
 extraction failed is added on the day it is tagged. A digest without a start remembers where it stopped: the
-first-tagged time of its newest paper, which a single writer at a time only ever moves forward."""
+first-tagged time of its newest paper. Papers are stored by one writer at a time, each batch with a newer time than
+the last, so no paper can turn up later behind that position."""
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any
-
-from jinja2 import Environment, FileSystemLoader
+from typing import TYPE_CHECKING, Any
 
 from .errors import InputError
 from .jsonvalues import dumps
 from .schema import DOMAINS
 from .text import clean_text
 
+if TYPE_CHECKING:
+    from jinja2 import Environment
+
 DIGEST_FORMATS = ("md", "html", "atom", "json")
 # New-style arXiv ids (2401.01234, 2401.01234v2) and old-style ones (cs/0101001, math.GT/0309136v1).
 ARXIV_ID = re.compile(r"(?:\d{4}\.\d{4,5}|[a-z]+(?:-[a-z]+)*(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?")
-TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).parent / "digest_templates"), autoescape=True,
-                        trim_blocks=True, lstrip_blocks=True)  # autoescape: titles and summaries are untrusted text
 
 
 def paper_link(paper: dict[str, Any]) -> str | None:
@@ -107,9 +108,18 @@ def render(digest: Digest, digest_format: str, database: Path) -> str:
         return markdown(digest)
     if digest_format == "json":
         return dumps(digest.as_dict(), ensure_ascii=False, indent=2) + "\n"
-    template = TEMPLATES.get_template("digest.html" if digest_format == "html" else "digest.atom")
-    return template.render(digest=digest, title=f"papertag: papers added {digest.period}", feed_id=feed_id(database),
+    template = _templates().get_template("digest.html" if digest_format == "html" else "digest.atom")
+    return template.render(digest=digest, feed_title=f"papertag: papers added to {database.name}", feed_id=feed_id(database),
                            entry_id=entry_id, rfc3339=rfc3339, updated=rfc3339(digest.covered_until or digest.created_at))
+
+
+@functools.cache
+def _templates() -> Environment:
+    """Loaded on the first HTML or Atom digest; autoescape, as titles and summaries are untrusted text."""
+    from jinja2 import Environment, FileSystemLoader
+
+    return Environment(loader=FileSystemLoader(Path(__file__).parent / "digest_templates"), autoescape=True,
+                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
 
 
 def markdown(digest: Digest) -> str:
@@ -126,12 +136,14 @@ def markdown(digest: Digest) -> str:
     return "\n".join(lines)
 
 
-MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~&])")
+MARKDOWN_INLINE = re.compile(r"([\\`*_\[\]<>|~&])")  # emphasis, code, links and images, HTML, tables, entities
+MARKDOWN_LINE_START = re.compile(r"^(?:(\d+)(?=[.)])|(?=[#>+=-]))")  # a heading, quote, list or underline
 
 
 def markdown_text(text: str) -> str:
-    """Stored text as literal Markdown: a title cannot open a link, an image, raw HTML or emphasis."""
-    return MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    """Stored text as literal Markdown: a title or summary cannot open a link, an image, raw HTML, emphasis or
+    a heading."""
+    return MARKDOWN_LINE_START.sub(r"\1\\", MARKDOWN_INLINE.sub(r"\\\1", text), count=1)
 
 
 def feed_id(database: Path) -> str:
