@@ -47,7 +47,7 @@ def tag(db, at, papers, model="openai:fake"):
 
 FIRST_PAPERS = [
     ("2401.01234", "Scaling Agents", "nlp", ["AgentBench", "MMLU-Pro"]),
-    ("2312.00001v2", "Seeing Better", "computer-vision", ["ImageNet"]),
+    ("2312.00001v2", "Seeing \uffffBetter", "computer-vision", ["ImageNet"]),  # a character XML cannot carry
     ("cs/0101001", "An Old Paper", "nlp", []),
     ("hostile-1", HOSTILE, "robotics", ["MT-Bench"]),
 ]
@@ -157,13 +157,15 @@ def test_remembered_position_across_runs(db):
 
     tag(db, DAY_2, SECOND_PAPERS)
     tag(db, DAY_3, FIRST_PAPERS[:1], model="openai:another")  # a re-tag by another model adds nothing
+    # A re-tag by the same model and prompt (ingest --force) replaces the stored extraction: added again.
+    tag(db, DAY_3, FIRST_PAPERS[1:2])
     second = json.loads(digest(db, "--json").stdout)
-    assert second["since"] == DAY_1.isoformat() and second["papers"] == 1
-    assert [paper["id"] for group in second["domains"] for paper in group["papers"]] == ["2402.05555"]
+    assert second["since"] == DAY_1.isoformat() and second["papers"] == 2
+    assert [paper["id"] for group in second["domains"] for paper in group["papers"]] == ["2402.05555", "2312.00001v2"]
 
     third = digest(db)
     assert third.exit_code == 0
-    assert "no papers added since the last digest (papers tagged after 2026-11-26 09:00 UTC)" in third.stderr
+    assert "no papers added since the last digest (papers tagged after 2026-11-27 09:00 UTC)" in third.stderr
     assert "No papers were added since the last digest" in third.stdout
     with papertag.open(db) as library:
         assert library.digest().papers == []  # the API remembers the same position

@@ -469,8 +469,9 @@ def digest(
 ) -> None:
     """The papers added since a date, grouped by domain: title, one-line summary, benchmarks and link.
 
-    A paper counts as added when its first good extraction is stored; a re-tag (another model or prompt) does not add it again.
-    A paper whose extraction failed is added when it is finally tagged. Papers with an arXiv id link to arxiv.org/abs/ID.
+    A paper counts as added when its first good extraction is stored, so a paper that failed is added once it is tagged.
+    A re-tag by another model or prompt does not add it again; ingest --force replaces the stored extraction, so it does.
+    Papers with an arXiv id link to arxiv.org/abs/ID.
 
     Without --since: the papers added since the last digest made without --since (the first time: all of them).
     Once the digest is written, where it stopped is remembered in the database; an empty digest leaves that as it was.

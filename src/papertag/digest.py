@@ -2,8 +2,8 @@
 Markdown, an HTML page, an Atom feed or JSON.
 
 "Added" means first tagged: the time a paper's first good extraction was stored (Reader.first_tagged). A paper
-re-tagged by another model or prompt keeps its time, so a new model does not flood the next digest; a paper whose
-extraction failed is added on the day it is tagged. A digest without a start remembers where it stopped: the
+re-tagged by another model or prompt keeps its time, so a new model does not flood the next digest (ingest --force
+replaces the stored extraction, time included); a paper whose extraction failed is added on the day it is tagged. A digest without a start remembers where it stopped: the
 first-tagged time of its newest paper. Papers are stored by one writer at a time, each batch with a newer time than
 the last, so no paper can turn up later behind that position."""
 
@@ -52,6 +52,14 @@ def parse_since(since: datetime | date | str) -> datetime:
     return since
 
 
+XML_NONCHARACTERS = re.compile("[\ufffe\uffff]")  # not allowed in XML even as &#xFFFF;: one would spoil the feed
+
+
+def _line(text: str) -> str:
+    """One clean line of text, that every format can carry."""
+    return XML_NONCHARACTERS.sub("", clean_text(text))
+
+
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
@@ -67,8 +75,8 @@ class Digest:
     def of(cls, since: datetime | None, remembered: bool, records: list[dict[str, Any]]) -> "Digest":
         """From Reader records; text is made one clean line once here, for every format."""
         papers = [{
-            "id": record["id"], "title": clean_text(record["title"]), "summary": clean_text(record["summary"] or ""),
-            "benchmarks": [clean_text(value) for value in record["benchmarks"]], "domain": record["domain"],
+            "id": record["id"], "title": _line(record["title"]), "summary": _line(record["summary"] or ""),
+            "benchmarks": [_line(value) for value in record["benchmarks"]], "domain": record["domain"],
             "tagged_at": record["tagged_at"], "link": paper_link(record),
         } for record in records]
         return cls(since, remembered, papers)

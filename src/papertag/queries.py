@@ -203,8 +203,9 @@ class Reader:
 
     def first_tagged(self, since: datetime | None, *, after: bool = False) -> list[dict[str, Any]]:
         """Records of the papers first tagged at or after `since` (strictly after, with after=True; every tagged
-        paper for None), each with `tagged_at`: when its first good extraction was stored. A re-tag (another model
-        or prompt) keeps a paper's time; a paper that failed counts from the day it was tagged."""
+        paper for None), each with `tagged_at`: when its first good extraction was stored. A re-tag by another model
+        or prompt keeps a paper's time (ingest --force replaces the extraction, and so the time); a paper that failed
+        counts from the day it was tagged."""
         comparison = ">" if after else ">="
         first = f"""SELECT paper_id, min(created_at) AS tagged_at FROM extractions WHERE status = 'ok'
                     GROUP BY paper_id HAVING ?::TIMESTAMP IS NULL OR min(created_at) {comparison} ?::TIMESTAMP"""
