@@ -170,9 +170,9 @@ class Library:
 
         Written as md, html, atom or json to `output`: a file (replaced only when complete, never the database) or
         a text stream; None writes nothing. Without `since`, the digest covers the papers added since the last
-        such digest (all of them the first time) and then remembers where it stopped; it takes the writer lock
-        for that, so it waits for no ingest: DatabaseBusy while one runs. A digest with `since` only reads and
-        leaves the remembered position where it was."""
+        such digest (all of them the first time) and then remembers where it stopped; it holds the writer lock
+        meanwhile, so it raises DatabaseBusy while an ingest runs. A digest with `since` only reads, and leaves
+        the remembered position where it was."""
         if output_format not in DIGEST_FORMATS:
             raise InputError(f"unknown digest format {output_format!r} (use one of: {', '.join(DIGEST_FORMATS)})")
         if since is not None:

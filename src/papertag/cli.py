@@ -477,12 +477,12 @@ def digest(
     Once the digest is written, where it stopped is remembered in the database; an empty digest leaves that as it was.
     This takes the database's writer lock, so it stops with one line (exit 2) while an ingest runs.
     """
-    digest_format = "json" if as_json else digest_format.value
-    made = Library(db).digest(since, output_format=digest_format, output=sys.stdout if output is None else output)
-    if not made.papers:
-        err.print(f"{shown(made.empty_message)}", highlight=False)
+    output_format = "json" if as_json else digest_format.value
+    written = Library(db).digest(since, output_format=output_format, output=sys.stdout if output is None else output)
+    if not written.papers:
+        err.print(shown(written.empty_message), highlight=False)
     elif output is not None:
-        err.print(f"wrote {len(made.papers)} papers added {shown(made.period)} to {shown(output)}", highlight=False)
+        err.print(f"wrote {len(written.papers)} papers added {shown(written.period)} to {shown(output)}", highlight=False)
 
 
 @app.command()

@@ -3,9 +3,11 @@ Markdown, an HTML page, an Atom feed or JSON.
 
 "Added" means first tagged: the time a paper's first good extraction was stored (Reader.first_tagged). A paper
 re-tagged by another model or prompt keeps its time, so a new model does not flood the next digest (ingest --force
-replaces the stored extraction, time included); a paper whose extraction failed is added on the day it is tagged. A digest without a start remembers where it stopped: the
-first-tagged time of its newest paper. Papers are stored by one writer at a time, each batch with a newer time than
-the last, so no paper can turn up later behind that position."""
+replaces the stored extraction, time included); a paper whose extraction failed is added on the day it is tagged.
+
+A digest without a start remembers where it stopped: the first-tagged time of its newest paper. Papers are stored by
+one writer at a time, each batch with a newer time than the last, so no paper can turn up later behind that
+position."""
 
 from __future__ import annotations
 
