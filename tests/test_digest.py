@@ -3,10 +3,12 @@ the position a digest without --since remembers; --since parsing; safe output; t
 
 from __future__ import annotations
 
+import io
 import json
 import re
-from datetime import datetime
+from datetime import date, datetime
 
+import duckdb
 import feedparser
 import pytest
 from markdown_it import MarkdownIt  # comes with rich
@@ -15,7 +17,7 @@ from typer.testing import CliRunner
 import papertag
 import papertag.store as store_module
 from papertag.cli import app
-from papertag.digest import paper_link, parse_since
+from papertag.digest import markdown_text, paper_link, parse_since
 from papertag.errors import InputError
 from papertag.extract import Extraction
 from papertag.prompts import load_prompt
@@ -226,8 +228,6 @@ def test_help_explains_added_and_the_position():
 
 
 def test_markdown_text_cannot_start_a_block():
-    from papertag.digest import markdown_text
-
     assert markdown_text("# Not a heading") == r"\# Not a heading"
     assert markdown_text("2024. Not a list") == r"2024\. Not a list"
     assert markdown_text("GPT-4 (and more) on A+B") == "GPT-4 (and more) on A+B"  # plain text stays readable
@@ -235,11 +235,22 @@ def test_markdown_text_cannot_start_a_block():
 
 def test_database_from_before_the_digest(db):
     """A database last written before migration 6: --since only reads it; the first remembered digest migrates it."""
-    import duckdb
-
     with duckdb.connect(str(db)) as con:
         con.execute("DROP TABLE digests")
         con.execute("DELETE FROM schema_migrations WHERE version = 6")
     assert json.loads(digest(db, "--json", "--since", "2026-11-01").stdout)["papers"] == 4
     assert json.loads(digest(db, "--json").stdout)["papers"] == 4
     assert json.loads(digest(db, "--json").stdout)["papers"] == 0
+
+
+def test_library_digest_returns_the_papers_and_writes_streams(db):
+    stream = io.StringIO()
+    made = papertag.open(db).digest(date(2026, 11, 25), output_format="html", output=stream)
+    assert stream.getvalue().startswith("<!doctype html>") and made.remembered is False
+    assert [paper["domain"] for domain, papers in made.by_domain() for paper in papers] == [
+        "nlp", "nlp", "computer-vision", "robotics"]
+    scaling = next(paper for paper in made.papers if paper["id"] == "2401.01234")
+    assert scaling == {"id": "2401.01234", "title": "Scaling Agents", "domain": "nlp",
+                       "summary": "Scaling Agents improves results on its benchmarks.",
+                       "benchmarks": ["AgentBench", "MMLU-Pro"], "tagged_at": DAY_1,
+                       "link": "https://arxiv.org/abs/2401.01234"}
