@@ -7,7 +7,7 @@ import json
 from typing import Iterable
 
 from .arxiv_xml import ABS_URL, split_authors, version_metadata
-from .records import ParsedFile, add_record, day_of, parse_arxiv_id, person_name
+from .records import ParsedFile, add_record, day_of, parse_arxiv_id, person_name, text_or_none
 
 # A line with all of these keys is a snapshot record (plain JSONL needs only title and abstract).
 SNAPSHOT_KEYS = frozenset({"id", "abstract", "categories", "versions"})
@@ -49,8 +49,8 @@ def _add_snapshot_record(record: dict, where: str, parsed: ParsedFile) -> None:
         parsed, where, record.get("title"), record.get("abstract"),
         authors=_authors(record), categories=categories, published=dated["published"],
         updated=day_of(record.get("update_date")) or dated["updated"], arxiv_version=dated["arxiv_version"],
-        arxiv_id=arxiv_id, doi=_string(record.get("doi")), url=ABS_URL.format(arxiv_id) if arxiv_id else None,
-        venue=_string(record.get("journal-ref")),
+        arxiv_id=arxiv_id, doi=text_or_none(record.get("doi")), url=ABS_URL.format(arxiv_id) if arxiv_id else None,
+        venue=text_or_none(record.get("journal-ref")),
     )
 
 
@@ -58,9 +58,6 @@ def _authors(record: dict) -> list[str]:
     """authors_parsed ([family, given, suffix] each) when present, else the one-string list."""
     parsed_names = record.get("authors_parsed")
     if isinstance(parsed_names, list) and all(isinstance(name, list) and name for name in parsed_names):
-        return [person_name(_string(name[0]), _string(name[1]) if len(name) > 1 else None) for name in parsed_names]
-    return split_authors(_string(record.get("authors")))
+        return [person_name(text_or_none(name[0]), text_or_none(name[1]) if len(name) > 1 else None) for name in parsed_names]
+    return split_authors(text_or_none(record.get("authors")))
 
-
-def _string(value: object) -> str | None:
-    return value if isinstance(value, str) else None

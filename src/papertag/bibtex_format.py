@@ -34,14 +34,12 @@ def parse_bibtex(text: str, parsed: ParsedFile) -> None:
         fields = {name.casefold(): field.value for name, field in entry.fields_dict.items() if isinstance(field.value, str)}
         where = f"entry {number} ({clean_text(entry.key)}, line {entry.start_line + 1})"
         arxiv_id, version = _arxiv_id(fields)
-        venue = plain(next((fields[name] for name in VENUE_FIELDS if fields.get(name)), None))
         add_record(
             parsed, where, plain(fields.get("title")), plain(fields.get("abstract")),
             authors=_authors(fields.get("author")), published=_date(fields),
             arxiv_id=arxiv_id, arxiv_version=version, doi=fields.get("doi"), url=fields.get("url"),
-            # "arXiv preprint arXiv:2401.01234" is where a paper is, not a venue.
-            venue=None if venue and "arxiv" in venue.casefold() else venue,
-            categories=fields.get("primaryclass", "").split(),
+            venue=plain(next((fields[name] for name in VENUE_FIELDS if fields.get(name)), None)),
+            categories=(fields.get("primaryclass") or fields.get("eprintclass") or "").split(),
         )
 
 

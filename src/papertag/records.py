@@ -75,6 +75,11 @@ def person_name(family: str | None, given: str | None) -> str:
     return " ".join(part.strip() for part in (given or "", family or "") if part and part.strip())
 
 
+def text_or_none(value: object) -> str | None:
+    """A JSON value that should be a string, or None: sources put null, numbers or objects where text belongs."""
+    return value if isinstance(value, str) else None
+
+
 def make_paper(title: str, abstract: str, source: str, given_id: object = None, **metadata: Any) -> Paper:
     """A paper with cleaned text; its id is the given id, else the arXiv id, else the DOI, else a hash of the text."""
     title, abstract = clean_text(title), clean_text(abstract)  # no NULs or escapes reach the model or the database
@@ -101,6 +106,8 @@ def _clean_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
         cleaned[name] = value
     if cleaned.get("doi"):
         cleaned["doi"] = normalise_doi(cleaned["doi"])
+    if cleaned.get("venue") and "arxiv" in cleaned["venue"].casefold():
+        cleaned["venue"] = None  # "arXiv preprint arXiv:2401.01234", "arXiv.org": where a paper is, not a venue
     return cleaned
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterator
 
-from .records import ParsedFile, add_record, day_of
+from .records import ParsedFile, add_record, day_of, text_or_none
 from .text import clean_text
 
 # A JSON object with one of these keys is a Semantic Scholar paper.
@@ -38,8 +38,8 @@ def parse_semantic_scholar(text: str, parsed: ParsedFile) -> None:
             parsed, named, title, paper.get("abstract"),
             authors=[author.get("name") for author in authors if isinstance(author, dict) and isinstance(author.get("name"), str)],
             published=day_of(paper.get("publicationDate")) or day_of(paper.get("year")),
-            arxiv_id=_string(ids.get("ArXiv")), doi=_string(ids.get("DOI")), url=_string(paper.get("url")),
-            venue=_string(paper.get("venue")) or _string(journal.get("name")),
+            arxiv_id=text_or_none(ids.get("ArXiv")), doi=text_or_none(ids.get("DOI")), url=text_or_none(paper.get("url")),
+            venue=text_or_none(paper.get("venue")) or text_or_none(journal.get("name")),
         )
 
 
@@ -64,6 +64,3 @@ def _papers(text: str, parsed: ParsedFile) -> Iterator[tuple[str, Any]]:
             except json.JSONDecodeError as error:
                 parsed.problems.append(f"line {number}: not valid JSON ({error.msg})")
 
-
-def _string(value: object) -> str | None:
-    return value if isinstance(value, str) else None
