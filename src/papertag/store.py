@@ -26,6 +26,20 @@ if TYPE_CHECKING:  # reading commands need no LLM stack
     from .extract import Extraction
     from .prompts import Prompt
 
+# The metadata columns of papers, added by migration 6 (never edit: a new column needs a new migration). A
+# reader of a database not yet upgraded sees them as NULL (queries.py).
+PAPER_METADATA_COLUMNS: dict[str, str] = {
+    "authors": "VARCHAR[]",
+    "categories": "VARCHAR[]",  # arXiv categories, the primary one first
+    "published": "DATE",  # first version, or publication
+    "updated": "DATE",  # newest version, or the record's last update
+    "arxiv_id": "VARCHAR",  # without its version
+    "arxiv_version": "INTEGER",
+    "doi": "VARCHAR",  # lower case, no resolver prefix
+    "url": "VARCHAR",
+    "venue": "VARCHAR",
+    "category_domain": "VARCHAR",  # what the categories say the domain is (category_domains.py)
+}
 PAPERTAG_MARK = "papertag"  # comment on schema_migrations: this file was made by papertag
 # Each migration runs once, in order, inside one transaction with its version row.
 MIGRATIONS: list[str] = [
@@ -137,18 +151,7 @@ MIGRATIONS: list[str] = [
     """,
     # 6: paper metadata from the richer sources (arXiv, BibTeX, Semantic Scholar), all NULL for older rows, and
     # the domain the arXiv categories point to (category_domains.py), a second opinion next to the model's.
-    """
-    ALTER TABLE papers ADD COLUMN authors VARCHAR[];
-    ALTER TABLE papers ADD COLUMN categories VARCHAR[];     -- arXiv categories, the primary one first
-    ALTER TABLE papers ADD COLUMN published DATE;           -- first version, or publication
-    ALTER TABLE papers ADD COLUMN updated DATE;             -- newest version, or the record's last update
-    ALTER TABLE papers ADD COLUMN arxiv_id VARCHAR;         -- without its version
-    ALTER TABLE papers ADD COLUMN arxiv_version INTEGER;
-    ALTER TABLE papers ADD COLUMN doi VARCHAR;              -- lower case, no resolver prefix
-    ALTER TABLE papers ADD COLUMN url VARCHAR;
-    ALTER TABLE papers ADD COLUMN venue VARCHAR;
-    ALTER TABLE papers ADD COLUMN category_domain VARCHAR;
-    """,
+    "".join(f"ALTER TABLE papers ADD COLUMN {name} {sql_type};\n" for name, sql_type in PAPER_METADATA_COLUMNS.items()),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 # An extraction is reused only if all of these match; the paper id and its text hash say which text it describes.
