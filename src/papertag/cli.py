@@ -632,6 +632,13 @@ def _eval(library: Library, gold: Path, limit: Optional[int], split: Split, show
     out.print(f"domain accuracy {metrics['domain']['accuracy']:.3f} · summary ROUGE-1 {summary['rouge1']:.3f} "
               f"ROUGE-L {summary['rougeL']:.3f} · within 30 words {summary['within_30_words']:.0%} · "
               f"not the title {summary['not_title']:.0%}", highlight=False)
+    if "category_domain" in metrics:  # only when some gold papers have arXiv categories
+        agreement = metrics["category_domain"]
+        opinion = (f"agrees with the model's domain on {agreement['agree_with_model']} of {agreement['with_opinion']} "
+                   f"({agreement['model_agreement']:.0%}) and with the gold domain on {agreement['agree_with_gold']}"
+                   if agreement["with_opinion"] else "has no opinion on any of them")
+        out.print(f"arXiv category domain ({agreement['papers_with_categories']} gold papers with categories): {opinion}",
+                  highlight=False)
     if show_errors:
         errors = Table("paper", "field", "false positives", "misses", show_lines=True)
         for paper in run["errors"]:
