@@ -31,12 +31,18 @@ def test_arxiv_api_atom_response():
     assert parsed.problems == ["entry 3: missing 'abstract'"]
 
 
-def test_arxiv_api_error_response_is_named(tmp_path):
-    path = tmp_path / "error.xml"
-    path.write_text('<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><entry>'
-                    '<id>http://arxiv.org/api/errors#incorrect_id_format_for_1234.1234v1</id><title>Error</title>'
-                    '<summary>incorrect id format for 1234.1234v1</summary></entry></feed>')
-    with pytest.raises(InputError, match="entry 1: arXiv API error: incorrect id format"):
+@pytest.mark.parametrize("document, message", [
+    ('<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><entry>'
+     '<id>http://arxiv.org/api/errors#incorrect_id_format_for_1234.1234v1</id><title>Error</title>'
+     '<summary>incorrect id format for 1234.1234v1</summary></entry></feed>',
+     "entry 1: arXiv API error: incorrect id format"),
+    ('<OAI-PMH xmlns="http://www.openarchives.org/OAI/2.0/"><error code="noRecordsMatch">No records match</error>'
+     '</OAI-PMH>', "OAI-PMH response is an error: noRecordsMatch"),
+])
+def test_error_responses_are_one_line(tmp_path, document, message):
+    path = tmp_path / "response.xml"
+    path.write_text(document)
+    with pytest.raises(InputError, match=message):
         parse_file(path)
 
 
@@ -60,14 +66,6 @@ def test_oai_pmh_arxiv_raw_format():
     assert (energy.published, energy.updated) == (date(2023, 10, 17), date(2024, 2, 12))
     assert energy.categories == ("cs.DC", "cs.LG") and energy.doi == "10.48550/arxiv.2310.11111"
     assert parsed.problems == []
-
-
-def test_oai_pmh_error_is_one_line(tmp_path):
-    path = tmp_path / "oai.xml"
-    path.write_text('<OAI-PMH xmlns="http://www.openarchives.org/OAI/2.0/"><error code="noRecordsMatch">'
-                    'No records match</error></OAI-PMH>')
-    with pytest.raises(InputError, match="OAI-PMH response is an error: noRecordsMatch"):
-        parse_file(path)
 
 
 def test_arxiv_metadata_snapshot():
