@@ -123,7 +123,29 @@ def test_every_source_of_one_paper_in_one_run_is_one_row_and_one_call(db_path, f
 def test_resolve_keeps_input_order_and_first_text_within_a_run():
     first = make_paper("T", "first text", "a", "same")
     second = dataclasses.replace(make_paper("T", "second text", "b", "same"))
-    assert resolve([first, second]) == [first]
+    assert resolve([first, second]).papers == [first]
+
+
+def test_a_record_that_ties_two_stored_rows_together_makes_them_one_and_keeps_both_extractions(db_path, fake_server):
+    """The snapshot's record (arXiv id, no DOI) and a journal's BibTeX entry (DOI, a rewritten abstract) are two
+    rows until a Semantic Scholar record with both ids shows they are one paper."""
+    preprint = make_paper(TITLE, ABSTRACT, "snapshot.json", arxiv_id="2401.01234", arxiv_version=1)
+    journal = make_paper(TITLE, "A journal abstract, rewritten from scratch for the camera-ready version of the work.",
+                         "refs.bib", doi="10.18653/v1/2024.acl-long.101", venue="ACL 2024")
+    ingest(db_path, [preprint], fake_server)
+    ingest(db_path, [journal], fake_server)
+    assert rows(db_path, "SELECT count(*) FROM papers") == [(2,)]
+    (s2,) = papers_of("semantic_scholar_paper.json")
+    ingest(db_path, [s2], fake_server)
+    assert rows(db_path, "SELECT id, arxiv_id, arxiv_version, doi, venue FROM papers") == [
+        # the fuller of the two venues
+        ("2401.01234", "2401.01234", 1, "10.18653/v1/2024.acl-long.101",
+         "Annual Meeting of the Association for Computational Linguistics")]
+    # Both earlier extractions are kept under the row that stays; the preprint's text is still the current one.
+    assert rows(db_path, "SELECT DISTINCT paper_id FROM extractions") == [("2401.01234",)]
+    assert rows(db_path, "SELECT count(*) FROM extractions") == [(2,)]
+    assert rows(db_path, "SELECT paper_id FROM current_extractions") == [("2401.01234",)]
+    assert fake_server.calls == 2  # the merged paper's text was tagged before
 
 
 @pytest.mark.parametrize("first, second", [("Attention is all you need", "ATTENTION IS ALL YOU NEED!"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from dataclasses import dataclass, field
 import unicodedata
 from typing import Iterable
 
@@ -91,7 +92,7 @@ class PaperIndex:
     """Papers found by what identifies them: arXiv id, DOI, normalised title."""
 
     def __init__(self, papers: Iterable[Paper] = ()):
-        self.papers: list[Paper] = []
+        self.papers: list[Paper | None] = []  # None: merged into another slot
         self._slots: dict[str, list[int]] = {}
         for paper in papers:
             self.add(paper)
@@ -102,13 +103,11 @@ class PaperIndex:
         keys += [f"doi:{paper.doi}"] if paper.doi else []
         return keys + [f"title:{title_key(paper.title)}"]
 
-    def find(self, paper: Paper) -> int | None:
-        """The slot of the first paper that is the same paper; ids and DOIs before titles."""
-        for key in self._keys(paper):
-            for slot in self._slots.get(key, []):
-                if same_paper(self.papers[slot], paper):
-                    return slot
-        return None
+    def find_all(self, paper: Paper) -> list[int]:
+        """The slots of every paper that is the same paper, oldest first."""
+        found = {slot for key in self._keys(paper) for slot in self._slots.get(key, [])
+                 if self.papers[slot] is not None and same_paper(self.papers[slot], paper)}
+        return sorted(found)
 
     def add(self, paper: Paper) -> int:
         self.papers.append(paper)
@@ -121,6 +120,10 @@ class PaperIndex:
         self.papers[slot] = paper
         self._index(paper, slot)
 
+    def drop(self, slot: int) -> None:
+        """The slot's paper was merged into another one."""
+        self.papers[slot] = None
+
     def _index(self, paper: Paper, slot: int) -> None:
         for key in self._keys(paper):
             slots = self._slots.setdefault(key, [])
@@ -128,19 +131,35 @@ class PaperIndex:
                 slots.append(slot)
 
 
-def resolve(papers: Iterable[Paper], stored: Iterable[Paper] = ()) -> list[Paper]:
+@dataclass
+class Resolved:
+    papers: list[Paper]  # to write, in input order, stored ones under their stored id
+    # Stored rows found to be one paper with another stored row (a record with both's arXiv id and DOI), in the
+    # order to merge them: their extractions move to the row that stays.
+    absorbed: dict[str, str] = field(default_factory=dict)  # id that goes -> id that stays
+
+
+def resolve(papers: Iterable[Paper], stored: Iterable[Paper] = ()) -> Resolved:
     """The input papers with records of one paper merged into one, and each one already stored merged into its
-    stored row (keeping the stored id): the papers to write, in input order. Within one run the first record's
-    text wins, unless a later one is a newer arXiv version."""
+    stored row (keeping the stored id, the oldest one's when a record ties several together). Within one run the
+    first record's text wins, unless a later one is a newer arXiv version."""
     index = PaperIndex(stored)
     known = len(index.papers)
     touched: dict[int, None] = {}  # slots given an input paper, in input order
+    absorbed: dict[str, str] = {}
     for paper in papers:
-        slot = index.find(paper)
-        if slot is None:
-            slot = index.add(paper)
-        else:
-            stored_before = slot < known and slot not in touched
-            index.replace(slot, merge(index.papers[slot], paper, replace_unversioned=stored_before))
+        slots = index.find_all(paper)
+        if not slots:
+            touched[index.add(paper)] = None
+            continue
+        slot, *others = slots
+        for other in others:
+            if other < known:
+                absorbed[index.papers[other].id] = index.papers[slot].id
+            index.replace(slot, merge(index.papers[slot], index.papers[other], replace_unversioned=False))
+            index.drop(other)
+            touched.pop(other, None)
+        stored_before = slot < known and slot not in touched
+        index.replace(slot, merge(index.papers[slot], paper, replace_unversioned=stored_before))
         touched[slot] = None
-    return [index.papers[slot] for slot in touched]
+    return Resolved([index.papers[slot] for slot in touched], absorbed)

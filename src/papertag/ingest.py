@@ -144,8 +144,9 @@ def prepare(store: Store, papers: list[Paper], spec: str, prompt: Prompt, *,
             force: bool = False, retry_failed_only: bool = False) -> Work:
     """Store the papers, skip what is done, re-check stored answers: shared by ingest and batch submit."""
     # One paper, one row: the same paper twice in the input, or already stored under another source, costs one call.
-    papers = store.resolve_papers(papers)
-    new_or_changed = store.add_papers(papers)
+    resolved = store.resolve_papers(papers)
+    papers = resolved.papers
+    new_or_changed = store.add_papers(papers, resolved.absorbed)
     todo = plan(store, papers, spec, prompt, force=force, retry_failed_only=retry_failed_only)
     cached = len(papers) - len(todo) if not retry_failed_only else 0
     rechecked: list[Extraction] = []

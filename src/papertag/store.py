@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from .category_domains import category_domain
 from .errors import DatabaseBusy, DatabaseError  # DatabaseBusy is also importable from here, as before
-from .identity import TITLE_KEY_SQL, resolve
+from .identity import TITLE_KEY_SQL, Resolved, resolve
 from .records import METADATA_FIELDS, Paper
 from .search import BUILD_SEARCH_TABLE, CONTENT_FINGERPRINT, CREATE_INDEX, SEARCH_TABLE, indexed_fingerprint, load_fts
 from .text import tag_key
@@ -356,12 +356,13 @@ class Store:
             # a nextval() default, so a crash before the next checkpoint would leave a database nothing can open.
             self.con.execute("CHECKPOINT")
 
-    def resolve_papers(self, papers: Iterable[Paper]) -> list[Paper]:
+    def resolve_papers(self, papers: Iterable[Paper]) -> Resolved:
         """The papers as they should be stored: records of one paper merged, and each paper already stored (by
-        id, arXiv id, DOI, or normalised title with a near-identical abstract) merged into its row (identity.py)."""
+        id, arXiv id, DOI, or normalised title with a near-identical abstract) merged into its row (identity.py),
+        with the stored rows that turn out to be one paper."""
         papers = list(papers)
         if not papers:
-            return []
+            return Resolved([])
         keys = pa.table({
             "id": [p.id for p in papers], "arxiv_id": [p.arxiv_id for p in papers], "doi": [p.doi for p in papers],
             "title_key": [p.title for p in papers],
@@ -378,9 +379,9 @@ class Store:
             ))
         return resolve(papers, [stored_paper(row) for row in rows])
 
-    def add_papers(self, papers: Iterable[Paper]) -> int:
-        """Insert new papers and update changed ones (resolve_papers says what they are); returns how many were new
-        or had a changed text."""
+    def add_papers(self, papers: Iterable[Paper], absorbed: dict[str, str] | None = None) -> int:
+        """Insert new papers and update changed ones (resolve_papers says what they are), and fold each absorbed
+        row into the one that stays; returns how many were new or had a changed text."""
         papers = list(papers)
         now = _now()
         metadata = {name: [getattr(p, name) or None for p in papers] for name in METADATA_FIELDS}
@@ -389,9 +390,9 @@ class Store:
             "id": [p.id for p in papers], "title": [p.title for p in papers], "abstract": [p.abstract for p in papers],
             "content_hash": [p.content_hash for p in papers], "source": [p.source for p in papers],
             "added_at": [now] * len(papers), **metadata,
-        }, schema=pa.unify_schemas([PAPER_SCHEMA, PAPER_METADATA_SCHEMA])))
+        }, schema=pa.unify_schemas([PAPER_SCHEMA, PAPER_METADATA_SCHEMA])), absorbed or {})
 
-    def merge_papers(self, incoming: pa.Table) -> int:
+    def merge_papers(self, incoming: pa.Table, absorbed: dict[str, str] | None = None) -> int:
         """Bulk form of add_papers, for an Arrow table with PAPER_SCHEMA's columns and any of
         PAPER_METADATA_SCHEMA's: one statement, never row by row. Metadata the table does not carry is kept."""
         if not incoming.num_rows:
@@ -410,7 +411,24 @@ class Store:
                         source = CASE WHEN papers.content_hash <> excluded.content_hash THEN excluded.source
                                       ELSE papers.source END{updates}"""
             )
+            for gone, stays in (absorbed or {}).items():
+                self._absorb(gone, stays)
         return changed
+
+    def _absorb(self, gone: str, stays: str) -> None:
+        """Two stored rows were one paper: the extractions and tags of `gone` move to `stays`, so none is lost (an
+        old text's extraction is kept, not current), and `stays` points at its newest good extraction of its text."""
+        for table in ("extractions", "tags"):
+            self.con.execute(f"UPDATE {table} SET paper_id = ? WHERE paper_id = ?", [stays, gone])
+        self.con.execute("DELETE FROM current_extraction WHERE paper_id = ?", [gone])
+        self.con.execute("DELETE FROM papers WHERE id = ?", [gone])
+        self.con.execute(
+            """INSERT OR REPLACE INTO current_extraction
+               SELECT e.paper_id, arg_max(e.id, (e.created_at, e.id)) FROM extractions e
+               JOIN papers p ON p.id = e.paper_id AND p.content_hash = e.content_hash
+               WHERE e.paper_id = ? AND e.status = 'ok' GROUP BY e.paper_id""",
+            [stays],
+        )
 
     def texts_without_vectors(self, model: str) -> list[tuple[str, str, str]]:
         """(content hash, title, abstract) of each paper text that has no vector from this embedding model yet;
