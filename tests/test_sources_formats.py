@@ -27,6 +27,8 @@ def test_arxiv_api_atom_response():
     assert (speech.published, speech.updated) == (date(2024, 1, 3), date(2024, 2, 14))
     assert speech.doi == "10.18653/v1/2024.acl-long.101" and speech.venue.startswith("Proceedings of ACL 2024")
     assert speech.url == "http://arxiv.org/abs/2401.01234v2"
+    assert speech.source.endswith("arxiv_api.xml (http://arxiv.org/api/query?search_query%3Dcat%3Acs.CL"
+                                  "%26id_list%3D%26start%3D0%26max_results%3D3)")  # the file and the query it answered
     assert vqa.categories == ("cs.CV", "cs.CL") and vqa.doi is None
     assert parsed.problems == ["entry 3: missing 'abstract'"]
 
@@ -54,6 +56,8 @@ def test_oai_pmh_arxiv_format():
     assert speech.authors == ("Amina Okafor", "Lukas Brandt") and speech.categories == ("cs.CL", "cs.SD", "eess.AS")
     assert (speech.published, speech.updated) == (date(2024, 1, 3), date(2024, 2, 14))
     assert old.id == "cs/0112017" and old.authors == ("Thomas Hofmann",) and old.published == date(2001, 12, 20)
+    assert speech.source.endswith("(http://export.arxiv.org/oai2?verb=ListRecords&metadataPrefix=arXiv&set=cs"
+                                  "&from=2024-02-01)")
     assert parsed.problems == ["record 2 (oai:arXiv.org:2402.00001): deleted from arXiv"]
 
 

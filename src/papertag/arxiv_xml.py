@@ -43,6 +43,7 @@ def parse_atom(text: str, parsed: ParsedFile) -> None:
     root = parse_xml(text, parsed.path)
     if root.tag != f"{ATOM}feed":
         raise InputError(f"{parsed.path}: not an Atom feed (the root element is {_local(root.tag)!r}, not 'feed')")
+    parsed.query = next((link.get("href") for link in root.findall(f"{ATOM}link") if link.get("rel") == "self"), None)
     for number, entry in enumerate(root.iter(f"{ATOM}entry"), start=1):
         where = f"entry {number}"
         entry_id = _text(entry, f"{ATOM}id") or ""
@@ -69,6 +70,9 @@ def parse_oai(text: str, parsed: ParsedFile) -> None:
     root = parse_xml(text, parsed.path)
     if root.tag != f"{OAI}OAI-PMH":
         raise InputError(f"{parsed.path}: not an OAI-PMH response (the root element is {_local(root.tag)!r})")
+    request = root.find(f"{OAI}request")
+    if request is not None and request.text:
+        parsed.query = request.text.strip() + "?" + "&".join(f"{key}={value}" for key, value in request.attrib.items())
     error = root.find(f"{OAI}error")
     if error is not None:
         raise InputError(f"{parsed.path}: the OAI-PMH response is an error: {error.get('code', '?')} "

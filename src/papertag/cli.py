@@ -54,6 +54,8 @@ DbOption = Annotated[Path, typer.Option("--db", envvar="PAPERTAG_DB", help="Duck
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
 DEFAULT_DB = Path("papertag.duckdb")
 
+PATHS_HELP = ("Files of abstracts: saved listing pages (.txt), JSONL, CSV, arXiv API (Atom) or OAI-PMH XML, the arXiv "
+              "metadata snapshot, BibTeX/BibLaTeX, Semantic Scholar JSON; - reads standard input.")
 InputFormat = Enum("InputFormat", {name: name for name in FORMATS}, type=str)
 DomainChoice = Enum("DomainChoice", {name: name for name in DOMAINS}, type=str)
 
@@ -186,8 +188,7 @@ def _cell_lines(values: list[str]) -> str:
 @app.command("ingest")
 @friendly_errors
 def ingest_command(
-    paths: Annotated[list[Path], typer.Argument(help="Files of abstracts: saved listing pages (.txt), JSONL, CSV, arXiv API "
-        "(Atom) or OAI-PMH XML, the arXiv metadata snapshot, BibTeX/BibLaTeX, Semantic Scholar JSON; - reads standard input.")],
+    paths: Annotated[list[Path], typer.Argument(help=PATHS_HELP)],
     model: Annotated[str, typer.Option("--model", "-m", envvar="PAPERTAG_MODEL",
         help="local (Qwen2.5-Coder-1.5B, embedded), local:fast (0.5B), local:/path/model.gguf, or openai:<model>.")] = DEFAULT_MODEL_SPEC,
     base_url: Annotated[Optional[str], typer.Option("--base-url",
@@ -654,7 +655,7 @@ app.add_typer(batch_app, name="batch")
 @batch_app.command("submit")
 @friendly_errors
 def batch_submit_command(
-    paths: Annotated[list[Path], typer.Argument(help="Files of abstracts: saved listing pages (.txt), JSONL or CSV; - reads standard input.")],
+    paths: Annotated[list[Path], typer.Argument(help=PATHS_HELP)],
     model: Annotated[str, typer.Option("--model", "-m", envvar="PAPERTAG_MODEL", help="openai:<model>, e.g. openai:gpt-4o-mini.")],
     base_url: Annotated[Optional[str], typer.Option("--base-url",
         help="OpenAI-compatible server with the Batch API. Default: OPENAI_BASE_URL or OpenAI.")] = None,

@@ -119,6 +119,7 @@ class ParsedFile:
     papers: list[Paper] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # skipped records, each naming its position
     not_selected: int = 0  # papers left out by --category, --since or --until
+    query: str | None = None  # the request a saved API response answered, kept with each paper's source
     first_seen: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)  # id -> (where, content hash)
 
 
@@ -132,7 +133,8 @@ def add_record(parsed: ParsedFile, where: str, title: object, abstract: object, 
     elif len(title) > MAX_TITLE_CHARS:
         parsed.problems.append(f"{where}: title is {len(title):,} characters long (at most {MAX_TITLE_CHARS:,})")
     else:
-        add_paper(make_paper(title, abstract, parsed.path, given_id, **metadata), where, parsed)
+        source = f"{parsed.path} ({parsed.query})" if parsed.query else parsed.path
+        add_paper(make_paper(title, abstract, source, given_id, **metadata), where, parsed)
 
 
 def add_paper(paper: Paper, where: str, parsed: ParsedFile) -> None:
