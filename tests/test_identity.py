@@ -1,7 +1,6 @@
 """One paper, one row, across sources and runs: each rule of identity.py, through a real ingest against the fake
 OpenAI-compatible server (no embeddings: they are not what is tested here)."""
 
-import dataclasses
 from datetime import date
 from pathlib import Path
 
@@ -122,7 +121,7 @@ def test_every_source_of_one_paper_in_one_run_is_one_row_and_one_call(db_path, f
 
 def test_resolve_keeps_input_order_and_first_text_within_a_run():
     first = make_paper("T", "first text", "a", "same")
-    second = dataclasses.replace(make_paper("T", "second text", "b", "same"))
+    second = make_paper("T", "second text", "b", "same")
     assert resolve([first, second]).papers == [first]
 
 

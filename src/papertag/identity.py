@@ -7,10 +7,9 @@ they are not. A merge keeps the id already stored, the newest arXiv version's te
 
 from __future__ import annotations
 
-import dataclasses
 import re
-from dataclasses import dataclass, field
 import unicodedata
+from dataclasses import dataclass, field, replace
 from typing import Iterable
 
 from rapidfuzz import fuzz
@@ -69,7 +68,7 @@ def merge(stored: Paper, incoming: Paper, *, replace_unversioned: bool = True) -
     text_from = incoming if newer_text(incoming, stored, replace_unversioned=replace_unversioned) else stored
     other = stored if text_from is incoming else incoming
     metadata = {name: _richer(name, getattr(text_from, name), getattr(other, name)) for name in METADATA_FIELDS}
-    return dataclasses.replace(text_from, id=stored.id, **metadata)
+    return replace(text_from, id=stored.id, **metadata)
 
 
 def _richer(name: str, preferred, other):
