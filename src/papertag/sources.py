@@ -181,9 +181,12 @@ def _stream_lines(head: bytes, stream: BinaryIO, path: Path) -> Iterator[str]:
         raise InputError(f"{path}: looks like a binary file, not text")
     if not head.strip():
         raise InputError(f"{path}: file is empty")
-    first_lines = (head + stream.readline()).splitlines(keepends=True)  # the head's last line, completed
-    for line in itertools.chain(first_lines, stream):
-        yield _decode_line(line)
+    try:
+        first_lines = (head + stream.readline()).splitlines(keepends=True)  # the head's last line, completed
+        for line in itertools.chain(first_lines, stream):
+            yield _decode_line(line)
+    except OSError as error:
+        raise InputError(f"{path}: cannot read ({error.strerror})") from None
 
 
 @dataclass
