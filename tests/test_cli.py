@@ -114,7 +114,10 @@ def test_show_tags_export_and_sql(fake_server, sample_path, tmp_path):
 
     records = [json.loads(line) for line in cli("export").stdout.splitlines()]
     assert len(records) == 31
-    assert set(records[0]) == {"id", "title", "summary", "tasks", "methods", "benchmarks", "domain", "model", "prompt_version"}
+    assert set(records[0]) == {"id", "title", "summary", "tasks", "methods", "benchmarks", "domain", "model", "prompt_version",
+                               # metadata, and the domain the arXiv categories point to (None for a listing page)
+                               "category_domain", "authors", "published", "updated", "categories", "arxiv_id",
+                               "arxiv_version", "doi", "url", "venue", "source"}
     rows = list(csv.DictReader(io.StringIO(cli("export", "--format", "csv").stdout)))
     assert len(rows) == 31
     assert cli("export", "--format", "parquet", "-o", tmp_path / "out.parquet").exit_code == 0

@@ -23,7 +23,7 @@ from papertag.extract import Extraction
 from papertag.prompts import load_prompt
 from papertag.schema import PaperTags
 from papertag.sources import make_paper
-from papertag.store import Store
+from papertag.store import PAPER_METADATA_COLUMNS, Store
 
 HOSTILE = '<script>alert(1)</script> & "quoted" <img src=x onerror=alert(2)> [link](javascript:alert(3)) *bold*'
 DAY_1 = datetime(2026, 11, 25, 9, 0)
@@ -235,9 +235,11 @@ def test_markdown_text_cannot_start_a_block():
 
 def test_database_from_before_the_digest(db):
     """A database last written before migration 6: --since only reads it; the first remembered digest migrates it."""
-    with duckdb.connect(str(db)) as con:
+    with duckdb.connect(str(db)) as con:  # back to schema 5: no digests table, no paper metadata
         con.execute("DROP TABLE digests")
-        con.execute("DELETE FROM schema_migrations WHERE version = 6")
+        for column in PAPER_METADATA_COLUMNS:
+            con.execute(f"ALTER TABLE papers DROP COLUMN {column}")
+        con.execute("DELETE FROM schema_migrations WHERE version >= 6")
     assert json.loads(digest(db, "--json", "--since", "2026-11-01").stdout)["papers"] == 4
     assert json.loads(digest(db, "--json").stdout)["papers"] == 4
     assert json.loads(digest(db, "--json").stdout)["papers"] == 0

@@ -142,3 +142,45 @@ def test_eval_cli_json_history_and_compare(tmp_path):
     assert compared.exit_code == 0 and "benchmark F1" in compared.stdout
     missing = runner.invoke(app, ["eval", "--gold", str(tmp_path / "none.jsonl")])
     assert missing.exit_code == 2 and "no such file" in missing.stderr
+
+
+def test_eval_reports_category_domain_agreement_only_when_gold_papers_have_categories(tmp_path):
+    """Gold papers with arXiv categories get a line on how often the categories' domain agrees with the model's."""
+    def gold(number, domain, categories=None):
+        record = {"id": f"g{number}", "title": f"Paper {number}", "abstract": f"Abstract {number} about things.",
+                  "split": "test", "gold": {"summary": "s", "tasks": ["t"], "methods": ["m"], "benchmarks": [],
+                                            "domain": domain}}
+        return json.dumps(record | ({"categories": categories} if categories is not None else {}))
+
+    def model_says(domains):
+        def responder(request):
+            title, _ = user_paper(request)
+            answer = {"summary": f"{title} is summarised here.", "tasks": ["t"], "methods": ["m"], "benchmarks": [],
+                      "domain": domains[title]}
+            return Reply(body=completion(json.dumps(answer)))
+        return responder
+
+    with_categories = write_gold(tmp_path, [
+        gold(1, "nlp", ["cs.CL", "cs.LG"]), gold(2, "computer-vision", "cs.CV"), gold(3, "robotics", ["cs.LG"]),
+        gold(4, "nlp")])
+    runner = CliRunner()
+    answers = {"Paper 1": "nlp", "Paper 2": "multimodal", "Paper 3": "robotics", "Paper 4": "nlp"}
+    with FakeOpenAI(model_says(answers)) as server:
+        args = ["eval", "--gold", str(with_categories), "--model", "openai:fake", "--base-url", server.base_url,
+                "--db", str(tmp_path / "evals.duckdb")]
+        shown = runner.invoke(app, args)
+        as_json = json.loads(runner.invoke(app, args + ["--json"]).stdout)
+    assert shown.exit_code == 0, shown.output
+    # Papers 1-3 have categories; cs.LG alone (paper 3) has no opinion; paper 2's cs.CV disagrees with "multimodal".
+    assert as_json["metrics"]["category_domain"] == {
+        "papers_with_categories": 3, "with_opinion": 2, "agree_with_model": 1, "agree_with_gold": 2,
+        "model_agreement": 0.5, "gold_agreement": 1.0}
+    assert "arXiv category domain (3 gold papers with categories): agrees with the model's domain on 1 of 2 (50%)" \
+        in shown.stdout
+
+    (tmp_path / "plain").mkdir()
+    without = write_gold(tmp_path / "plain", [gold(4, "nlp")])
+    with FakeOpenAI(model_says(answers)) as server:
+        plain = runner.invoke(app, ["eval", "--gold", str(without), "--model", "openai:fake", "--base-url",
+                                    server.base_url, "--db", str(tmp_path / "plain.duckdb")])
+    assert plain.exit_code == 0 and "arXiv category" not in plain.stdout

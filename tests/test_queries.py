@@ -129,3 +129,63 @@ def test_sql_cannot_read_files(populated_db, db_path, function):
         run_read_only_sql(db_path, f"SELECT * FROM {function}")
     record("papertag sql: file-reading table functions", "rejected with a one-line error", cases=1,
            lost=4 - run_read_only_sql(db_path, "SELECT count(*) FROM papers")[1][0][0])
+
+
+@pytest.fixture
+def metadata_db(db_path, fake_server):
+    """Papers from the arXiv API, the snapshot and a BibTeX export (tests/data/sources)."""
+    from test_identity import ingest, papers_of
+
+    ingest(db_path, papers_of("arxiv_api.xml", "arxiv-metadata-oai-snapshot.json", "zotero.bib"), fake_server)
+    return db_path
+
+
+def ids(rows):
+    return sorted(row["id"] for row in rows)
+
+
+def test_query_by_publication_dates_author_and_category(metadata_db):
+    with Reader(metadata_db) as reader:
+        assert ids(reader.query(since="2024-02-01")) == ["2402.05678", "2402.07777", "2403.01010"]
+        assert ids(reader.query(since="2023-12-01", until="2024-01-31")) == ["2312.04567", "2401.01234"]
+        assert ids(reader.query(author="okafor")) == ["2401.01234", "2402.07777"]
+        assert ids(reader.query(author="BALAZS")) == ["0704.0001"]  # accents and case folded
+        assert ids(reader.query(category="cs.CL")) == ["2401.01234", "2402.05678"]  # primary or cross-list
+        assert ids(reader.query(category="q-bio")) == ["2402.07777"]  # an archive: all of its categories
+        assert ids(reader.query(category="cs.CL", since="2024-02-01")) == ["2402.05678"]
+        with pytest.raises(PapertagError, match="--since 'last week' is not a date"):
+            reader.query(since="last week")
+
+
+def test_export_and_show_carry_metadata_and_both_domains(metadata_db):
+    with Reader(metadata_db) as reader:
+        record = next(r for r in reader.export() if r["id"] == "2402.07777")
+        assert record["categories"] == ["q-bio.BM", "cs.LG"] and record["category_domain"] == "bio-medical"
+        assert record["domain"] == "nlp"  # the fake model's answer, beside the categories' opinion
+        assert record["authors"] == ["Chidi Okafor"] and str(record["published"]) == "2024-02-11"
+        paper = reader.show("2401.01234")
+        assert paper["arxiv_version"] == 2 and paper["doi"] == "10.18653/v1/2024.acl-long.101"
+        assert paper["category_domain"] == "nlp" and paper["domain"] == "nlp"
+        assert paper["venue"].startswith("Proceedings of the 62nd Annual Meeting")
+
+
+def test_a_database_from_before_metadata_reads_with_empty_metadata(db_path):
+    import duckdb
+
+    from papertag.store import MIGRATIONS
+
+    con = duckdb.connect(str(db_path))
+    con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)")
+    for version, sql in enumerate(MIGRATIONS[:5], start=1):
+        con.execute(sql)
+        con.execute("INSERT INTO schema_migrations VALUES (?, now())", [version])
+    con.execute("INSERT INTO papers VALUES ('p1', 'Title', 'Abstract', 'h1', 'old.txt', now())")
+    con.execute("""INSERT INTO extractions (id, paper_id, content_hash, model, prompt_version, status, summary, domain,
+                       prompt_tokens, completion_tokens, latency_s, truncated, created_at, dropped_tags)
+                   VALUES (1, 'p1', 'h1', 'm', 'v', 'ok', 'S.', 'nlp', 0, 0, 0, false, now(), [])""")
+    con.execute("INSERT INTO current_extraction VALUES ('p1', 1)")
+    con.close()
+    with Reader(db_path) as reader:
+        (record,) = reader.export()
+        assert record["summary"] == "S." and record["authors"] is None and record["category_domain"] is None
+        assert reader.show("p1")["doi"] is None and reader.query(author="x") == []

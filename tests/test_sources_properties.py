@@ -1,12 +1,14 @@
 """Property-based tests: no input text makes a parser crash; each either yields papers or gives a PapertagError."""
 
 import json
+from pathlib import Path
+from xml.sax.saxutils import escape
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from papertag.errors import PapertagError
-from papertag.sources import parse_file
+from papertag.sources import FORMATS, parse_file
 from papertag.text import clean_text
 from reliability import record
 
@@ -30,14 +32,14 @@ def parse_or_error(path, content: bytes, fmt=None):
 @SETTINGS
 @given(content=st.binary(max_size=2000))
 def test_arbitrary_bytes_never_crash_any_parser(tmp_path, content):
-    for fmt in ("listing", "jsonl", "csv"):
+    for fmt in FORMATS:
         parse_or_error(tmp_path / "input", content, fmt)
 
 
 @SETTINGS
 @given(text=st.text(max_size=3000))
 def test_arbitrary_text_never_crashes_any_parser(tmp_path, text):
-    for fmt in ("listing", "jsonl", "csv", None):
+    for fmt in (*FORMATS, None):
         parse_or_error(tmp_path / "input.txt", text.encode("utf-8", "surrogatepass"), fmt)
 
 
@@ -76,3 +78,22 @@ def test_arbitrary_csv_rows_never_crash(tmp_path, rows):
     writer.writerow(["title", "abstract", "id"])
     writer.writerows(rows)
     parse_or_error(tmp_path / "input.csv", buffer.getvalue().encode("utf-8", "surrogatepass"))
+
+
+FIXTURES = Path(__file__).parent / "data" / "sources"
+
+
+@SETTINGS
+@given(title=st.text(max_size=200), abstract=st.text(max_size=400))
+def test_arbitrary_text_inside_real_documents_never_crashes(tmp_path, title, abstract):
+    """Any title and abstract put into an arXiv API response, a BibTeX entry or a Semantic Scholar object: papers,
+    or problems naming their position, never a crash."""
+    atom = (FIXTURES / "arxiv_api.xml").read_text()
+    documents = {
+        "feed.xml": atom.replace("Grounded Visual Question Answering with Region Tokens", escape(title))
+                        .replace("Visual question answering models often", escape(abstract)),
+        "refs.bib": "@article{key, title = {" + title + "}, abstract = {" + abstract + "}}\n",
+        "s2.json": json.dumps({"paperId": "x", "title": title, "abstract": abstract, "authors": [{"name": title}]}),
+    }
+    for name, content in documents.items():
+        parse_or_error(tmp_path / name, content.encode("utf-8", "surrogatepass"))

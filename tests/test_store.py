@@ -38,3 +38,37 @@ def test_migrations_are_applied_once(db_path):
         assert store.con.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == len(store_module.MIGRATIONS)
     finally:
         store.close()
+
+
+def test_metadata_migration_keeps_old_rows_and_extractions_as_they_were(db_path):
+    """A database made before paper metadata existed (schema 5) upgrades; its papers, extractions and tags are
+    unchanged and its papers have no metadata."""
+    metadata_version = next(number for number, sql in enumerate(MIGRATIONS, start=1) if "arxiv_id VARCHAR" in sql)
+    con = duckdb.connect(str(db_path))
+    con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)")
+    for version, sql in enumerate(MIGRATIONS[:metadata_version - 1], start=1):
+        con.execute(sql)
+        con.execute("INSERT INTO schema_migrations VALUES (?, now())", [version])
+    con.execute("INSERT INTO papers VALUES ('p1', 'Title', 'Abstract', 'h1', 'old.txt', '2026-01-01 10:00:00')")
+    con.execute(
+        """INSERT INTO extractions (id, paper_id, content_hash, model, prompt_version, schema_version, status, summary,
+               domain, prompt_tokens, completion_tokens, latency_s, truncated, created_at, dropped_tags)
+           VALUES (7, 'p1', 'h1', 'm', 'v', 's', 'ok', 'A summary.', 'nlp', 10, 5, 1.5, false, '2026-01-01', [])""")
+    con.execute("INSERT INTO tags VALUES (7, 'p1', 'benchmark', 'GLUE', 'glue', 0)")
+    con.execute("INSERT INTO current_extraction VALUES ('p1', 7)")
+    tables = ("papers", "extractions", "tags", "current_extraction")
+    before = {table: con.execute(f"SELECT * FROM {table}").fetchall() for table in tables}
+    con.close()
+
+    store = Store(db_path)
+    try:
+        assert store.con.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] == SCHEMA_VERSION
+        old_columns = "id, title, abstract, content_hash, source, added_at"
+        assert store.con.execute(f"SELECT {old_columns} FROM papers").fetchall() == before["papers"]
+        for table in tables[1:]:
+            assert store.con.execute(f"SELECT * FROM {table}").fetchall() == before[table]
+        assert store.con.execute(
+            "SELECT authors, categories, arxiv_id, doi, category_domain FROM papers").fetchall() == [(None,) * 5]
+        assert store.con.execute("SELECT paper_id, summary FROM current_extractions").fetchall() == [("p1", "A summary.")]
+    finally:
+        store.close()

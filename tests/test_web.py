@@ -184,3 +184,16 @@ def test_pages_work_while_an_ingest_holds_the_writer_lock(client, tagged_db):
 def test_serve_refuses_a_missing_database(tmp_path):
     result = CliRunner().invoke(cli_app, ["serve", "--db", str(tmp_path / "none.duckdb")])
     assert result.exit_code == 2 and "no database" in result.stderr
+
+
+def test_paper_page_and_json_carry_metadata_and_both_domains(tmp_path, fake_server):
+    from test_identity import ingest, papers_of
+
+    db = tmp_path / "meta.duckdb"
+    ingest(db, papers_of("arxiv_api.xml"), fake_server)
+    client = TestClient(create_app(db, tmp_path / "evals.duckdb"))
+    page = client.get("/paper/2401.01234").text
+    assert "Amina Okafor, Lukas Brandt" in page and "arXiv 2401.01234 v2" in page and "(arXiv categories: nlp)" in page
+    data = client.get("/api/paper/2401.01234").json()["paper"]
+    assert data["categories"] == ["cs.CL", "cs.SD", "eess.AS"] and data["published"] == "2024-01-03"
+    assert data["category_domain"] == "nlp" and data["domain"] == "nlp"

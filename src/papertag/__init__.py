@@ -9,12 +9,13 @@ from .api import Library, open
 from .backends import DEFAULT_MODEL_SPEC
 from .errors import BackendError, ConfigurationError, DatabaseBusy, DatabaseError, InputError, NotFound, PapertagError
 from .schema import DOMAINS, PaperTags
+from .selection import Selection
 from .settings import Settings
 from .sources import Inputs, Paper, make_paper, parse_file, read_inputs
 
 __all__ = [
     "DEFAULT_MODEL_SPEC", "DOMAINS", "BackendError", "ConfigurationError", "DatabaseBusy", "DatabaseError", "InputError",
-    "Inputs", "Library", "NotFound", "Paper", "PaperTags", "PapertagError", "Settings", "make_paper", "open",
+    "Inputs", "Library", "NotFound", "Paper", "PaperTags", "PapertagError", "Selection", "Settings", "make_paper", "open",
     "parse_file", "read_inputs",
 ]
 __version__ = "0.1.0"

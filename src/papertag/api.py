@@ -21,6 +21,7 @@ from .export import export_file, write_records, write_text_file
 from .prompts import Prompt, load_prompt
 from .queries import Reader
 from .settings import Settings
+from .selection import Selection
 from .sources import Format, Inputs, Source, read_inputs
 from .store import Store
 
@@ -76,6 +77,7 @@ class Library:
         sources: Inputs | Source | list[Source],
         *,
         input_format: Format | None = None,
+        selection: Selection | None = None,
         concurrency: int | None = None,
         force: bool = False,
         retry_failed: bool = False,
@@ -85,11 +87,12 @@ class Library:
         on_embed: Callable[[int], None] = lambda count: None,
     ) -> IngestReport:
         """Tag every paper not yet tagged by this model and prompt: files ('-' is standard input), Paper objects, or
-        Inputs already read. Skipped input records are in report.input_problems; failed papers in report.failures."""
+        Inputs already read; only those the selection wants (Selection.of(categories, since, until)), if given.
+        Skipped input records are in report.input_problems; failed papers in report.failures."""
         from .ingest import ingest
 
         options = self._options()  # a bad setting fails before any file is read or written
-        inputs = sources if isinstance(sources, Inputs) else read_inputs(sources, input_format)
+        inputs = sources if isinstance(sources, Inputs) else read_inputs(sources, input_format, selection)
         with Store(self.db) as store:
             report = ingest(store, inputs.papers, spec=self.model, prompt=self.prompt, options=options,
                             concurrency=concurrency, force=force, retry_failed_only=retry_failed,
@@ -115,11 +118,14 @@ class Library:
             return reader.summaries()
 
     def query(self, *, benchmark: str | None = None, task: str | None = None, method: str | None = None,
-              domain: str | None = None) -> list[dict[str, Any]]:
+              domain: str | None = None, since: str | date | None = None, until: str | date | None = None,
+              author: str | None = None, category: str | None = None) -> list[dict[str, Any]]:
         """Papers matching every given filter (at least one): a benchmark by its folded name, part of a task or
-        method, one domain."""
+        method, one domain, a publication date range (YYYY-MM-DD, inclusive), part of an author's name, an arXiv
+        category or archive."""
         with Reader(self.db) as reader:
-            return reader.query(benchmark=benchmark, task=task, method=method, domain=domain)
+            return reader.query(benchmark=benchmark, task=task, method=method, domain=domain, since=since,
+                                until=until, author=author, category=category)
 
     def show(self, paper_id: str) -> dict[str, Any]:
         """One paper by id or unique id prefix, with its tags and every extraction; NotFound otherwise."""

@@ -24,6 +24,7 @@ from .jsonvalues import dumps
 from .queries import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT_S, run_read_only_sql
 from .redact import redact
 from .schema import DOMAINS
+from .selection import Selection
 from .settings import Settings
 from .sources import FORMATS, read_inputs
 from .text import clean_text
@@ -53,6 +54,8 @@ DbOption = Annotated[Path, typer.Option("--db", envvar="PAPERTAG_DB", help="Duck
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
 DEFAULT_DB = Path("papertag.duckdb")
 
+PATHS_HELP = ("Files of abstracts: saved listing pages (.txt), JSONL, CSV, arXiv API (Atom) or OAI-PMH XML, the arXiv "
+              "metadata snapshot, BibTeX/BibLaTeX, Semantic Scholar JSON; - reads standard input.")
 InputFormat = Enum("InputFormat", {name: name for name in FORMATS}, type=str)
 DomainChoice = Enum("DomainChoice", {name: name for name in DOMAINS}, type=str)
 
@@ -185,7 +188,7 @@ def _cell_lines(values: list[str]) -> str:
 @app.command("ingest")
 @friendly_errors
 def ingest_command(
-    paths: Annotated[list[Path], typer.Argument(help="Files of abstracts: saved listing pages (.txt), JSONL or CSV; - reads standard input.")],
+    paths: Annotated[list[Path], typer.Argument(help=PATHS_HELP)],
     model: Annotated[str, typer.Option("--model", "-m", envvar="PAPERTAG_MODEL",
         help="local (Qwen2.5-Coder-1.5B, embedded), local:fast (0.5B), local:/path/model.gguf, or openai:<model>.")] = DEFAULT_MODEL_SPEC,
     base_url: Annotated[Optional[str], typer.Option("--base-url",
@@ -195,6 +198,13 @@ def ingest_command(
         help="Papers in flight at once. Default: the backend's (8 for remote servers, the local model's slots).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Extract again even if this model and prompt already did.")] = False,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Only retry the papers whose extraction failed before.")] = False,
+    category: Annotated[Optional[list[str]], typer.Option("--category", metavar="CAT",
+        help="Only papers with this arXiv category among theirs (cs.CL), or any category of an archive (cs); "
+             "repeat for any of several. Applied while reading, so a snapshot is filtered as it streams.")] = None,
+    since: Annotated[Optional[str], typer.Option("--since", metavar="YYYY-MM-DD",
+        help="Only papers first published (the first arXiv version's date, not update_date) on or after this day.")] = None,
+    until: Annotated[Optional[str], typer.Option("--until", metavar="YYYY-MM-DD",
+        help="Only papers first published (the first arXiv version's date) on or before this day.")] = None,
     db: DbOption = DEFAULT_DB,
     as_json: JsonOption = False,
 ) -> None:
@@ -204,9 +214,13 @@ def ingest_command(
     Exit code: 0 when every paper succeeded, 1 when any failed or input lines were skipped, 2 on bad input, 130 on Ctrl-C.
     """
     library = Library(db, model=model, base_url=base_url, settings=Settings.from_env())
-    inputs = read_inputs(paths, input_format.value if input_format else None)
+    selection = Selection.of(category, since, until)
+    inputs = read_inputs(paths, input_format.value if input_format else None, selection)
     for problem in inputs.problems:
         err.print(f"[yellow]skipped[/yellow] {shown(problem)}", highlight=False)
+    if not selection.everything:
+        err.print(f"selected {len(inputs.papers):,} papers; {inputs.not_selected:,} left out by --category, --since "
+                  "or --until", highlight=False)
     from .ingest import IngestReport, RunInterrupted
 
     report = IngestReport(input_problems=inputs.problems)
@@ -313,11 +327,19 @@ def query(
     task: Annotated[Optional[str], typer.Option(help="Part of a task phrase, e.g. 'skill discovery'.")] = None,
     method: Annotated[Optional[str], typer.Option(help="Part of a method name, e.g. 'lora'.")] = None,
     domain: Annotated[Optional[DomainChoice], typer.Option(help="Exactly one domain.")] = None,
+    since: Annotated[Optional[str], typer.Option("--since", metavar="YYYY-MM-DD",
+        help="Papers first published (the first arXiv version's date) on or after this day.")] = None,
+    until: Annotated[Optional[str], typer.Option("--until", metavar="YYYY-MM-DD",
+        help="Papers first published on or before this day.")] = None,
+    author: Annotated[Optional[str], typer.Option(help="Part of an author's name; case and accents are ignored.")] = None,
+    category: Annotated[Optional[str], typer.Option(metavar="CAT",
+        help="An arXiv category among the paper's (cs.CL), or an archive (cs).")] = None,
     db: DbOption = DEFAULT_DB,
     as_json: JsonOption = False,
 ) -> None:
-    """Papers whose extracted tags match every given filter, e.g. --benchmark AgentBench."""
-    rows = Library(db).query(benchmark=benchmark, task=task, method=method, domain=domain.value if domain else None)
+    """Papers whose extracted tags and metadata match every given filter, e.g. --benchmark AgentBench."""
+    rows = Library(db).query(benchmark=benchmark, task=task, method=method, domain=domain.value if domain else None,
+                             since=since, until=until, author=author, category=category)
     if as_json:
         print_json(rows)
         return
@@ -360,11 +382,14 @@ def show(
         print_json(paper)
         return
     out.print(f"[bold]{shown(paper['title'])}[/bold]  ({shown(paper['id'])})", highlight=False)
+    for label, value in _metadata_lines(paper):
+        out.print(f"[bold]{label:<11}[/bold] {shown(value)}", highlight=False)
     out.print(clean_text(paper["abstract"]), highlight=False, markup=False)
     current = next((e for e in paper["extractions"] if e["current"]), None)
     if current:
         out.print(f"\n[bold]summary[/bold]     {shown(current['summary'])}", highlight=False)
-        out.print(f"[bold]domain[/bold]      {shown(current['domain'])}")
+        by_categories = f" (arXiv categories say {shown(paper['category_domain'])})" if paper["category_domain"] else ""
+        out.print(f"[bold]domain[/bold]      {shown(current['domain'])}{by_categories}", highlight=False)
         for kind in ("tasks", "methods", "benchmarks"):
             out.print(f"[bold]{kind:<11}[/bold] {shown(', '.join(paper[kind])) or '—'}", highlight=False)
         if current["dropped_tags"]:
@@ -377,6 +402,15 @@ def show(
             str(e["prompt_tokens"] + e["completion_tokens"]), f"{e['latency_s']:.1f}", str(e["truncated"]), _cell(e["error"]),
         )
     out.print(table)
+
+
+def _metadata_lines(paper: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, value) for each piece of metadata the paper has, in reading order."""
+    arxiv = paper["arxiv_id"] and paper["arxiv_id"] + (f" v{paper['arxiv_version']}" if paper["arxiv_version"] else "")
+    dates = " · ".join(f"{label} {day}" for label, day in (("published", paper["published"]), ("updated", paper["updated"])) if day)
+    lines = [("authors", ", ".join(paper["authors"] or [])), ("dates", dates), ("categories", " ".join(paper["categories"] or [])),
+             ("arXiv", arxiv), ("DOI", paper["doi"]), ("venue", paper["venue"]), ("url", paper["url"]), ("source", paper["source"])]
+    return [(label, value) for label, value in lines if value]
 
 
 @app.command()
@@ -636,6 +670,13 @@ def _eval(library: Library, gold: Path, limit: Optional[int], split: Split, show
     out.print(f"domain accuracy {metrics['domain']['accuracy']:.3f} · summary ROUGE-1 {summary['rouge1']:.3f} "
               f"ROUGE-L {summary['rougeL']:.3f} · within 30 words {summary['within_30_words']:.0%} · "
               f"not the title {summary['not_title']:.0%}", highlight=False)
+    if "category_domain" in metrics:  # only when some gold papers have arXiv categories
+        agreement = metrics["category_domain"]
+        opinion = (f"agrees with the model's domain on {agreement['agree_with_model']} of {agreement['with_opinion']} "
+                   f"({agreement['model_agreement']:.0%}) and with the gold domain on {agreement['agree_with_gold']}"
+                   if agreement["with_opinion"] else "has no opinion on any of them")
+        out.print(f"arXiv category domain ({agreement['papers_with_categories']} gold papers with categories): {opinion}",
+                  highlight=False)
     if show_errors:
         errors = Table("paper", "field", "false positives", "misses", show_lines=True)
         for paper in run["errors"]:
@@ -651,7 +692,7 @@ app.add_typer(batch_app, name="batch")
 @batch_app.command("submit")
 @friendly_errors
 def batch_submit_command(
-    paths: Annotated[list[Path], typer.Argument(help="Files of abstracts: saved listing pages (.txt), JSONL or CSV; - reads standard input.")],
+    paths: Annotated[list[Path], typer.Argument(help=PATHS_HELP)],
     model: Annotated[str, typer.Option("--model", "-m", envvar="PAPERTAG_MODEL", help="openai:<model>, e.g. openai:gpt-4o-mini.")],
     base_url: Annotated[Optional[str], typer.Option("--base-url",
         help="OpenAI-compatible server with the Batch API. Default: OPENAI_BASE_URL or OpenAI.")] = None,

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from .backends import BackendOptions
+from .category_domains import category_domain
 from .errors import InputError, NotFound
 from .ingest import IngestReport, canonical_spec, ingest
 from .prompts import Prompt
@@ -62,7 +63,12 @@ def load_gold(path: Path) -> list[GoldPaper]:
             raise InputError(f"{where}: gold 'summary' must be a string")
         if labels.get("domain") not in DOMAINS:
             raise InputError(f"{where}: unknown domain {labels.get('domain')!r} (use one of: {', '.join(DOMAINS)})")
-        paper = make_paper(record["title"], record["abstract"], str(path), record.get("id"))
+        categories = record.get("categories") or []
+        if isinstance(categories, str):
+            categories = categories.split()  # as arXiv writes them: "cs.CL cs.LG"
+        if not isinstance(categories, list) or not all(isinstance(c, str) for c in categories):
+            raise InputError(f"{where}: 'categories' must be a list of arXiv categories")
+        paper = make_paper(record["title"], record["abstract"], str(path), record.get("id"), categories=categories)
         papers.append(GoldPaper(paper, record["split"], labels))
     if not papers:
         raise InputError(f"{path}: no labelled papers")
@@ -189,7 +195,8 @@ def run_eval(
         raise InputError(f"{gold_path}: no papers in split {split!r}")
     run, predictions = _tag_and_score(
         store, [item.paper for item in gold],
-        lambda predictions: score((item.labels, predictions.get(item.paper.id), item.paper.title) for item in gold),
+        lambda predictions: score((item.labels, predictions.get(item.paper.id), item.paper.title) for item in gold)
+        | category_agreement(gold, predictions),
         gold_path=gold_path, split=split, spec=spec, prompt=prompt, options=options,
         on_start=on_start, on_result=on_result, make_extractor=make_extractor,
     )
@@ -200,6 +207,25 @@ def run_eval(
         if (errors := paper_errors(item.labels, predictions.get(item.paper.id)))
     ]
     return run
+
+
+def category_agreement(gold: list[GoldPaper], predictions: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """How often the domain the arXiv categories point to (category_domains.py) agrees with the model's, and with
+    the gold label, on the gold papers that have categories with an opinion. Nothing when none has categories."""
+    with_categories = [item for item in gold if item.paper.categories]
+    opinions = [(category_domain(item.paper.categories), (predictions.get(item.paper.id) or {}).get("domain"),
+                 item.labels["domain"]) for item in with_categories]
+    opinions = [row for row in opinions if row[0]]
+    if not with_categories:
+        return {}
+    agree_model = sum(by_category == model for by_category, model, _ in opinions)
+    agree_gold = sum(by_category == label for by_category, _, label in opinions)
+    return {"category_domain": {
+        "papers_with_categories": len(with_categories), "with_opinion": len(opinions),
+        "agree_with_model": agree_model, "agree_with_gold": agree_gold,
+        "model_agreement": round(agree_model / len(opinions), 4) if opinions else None,
+        "gold_agreement": round(agree_gold / len(opinions), 4) if opinions else None,
+    }}
 
 
 # The metrics a comparison and the results table show, as (label, path into the metrics dict).

@@ -6,7 +6,7 @@ import dataclasses
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from .backends import BackendOptions, open_endpoint
 from .embed import embed_missing
@@ -102,14 +102,6 @@ def canonical_spec(spec: str) -> str:
     return spec.rstrip(":")
 
 
-def unique_papers(papers: Iterable[Paper]) -> list[Paper]:
-    """First occurrence of each id wins, so one input listing a paper twice costs one call."""
-    seen: dict[str, Paper] = {}
-    for paper in papers:
-        seen.setdefault(paper.id, paper)
-    return list(seen.values())
-
-
 def plan(store: Store, papers: list[Paper], spec: str, prompt: Prompt, *, force: bool, retry_failed_only: bool) -> list[Paper]:
     if retry_failed_only:
         failed = store.failed_paper_ids(spec, prompt)
@@ -151,8 +143,10 @@ class Work:
 def prepare(store: Store, papers: list[Paper], spec: str, prompt: Prompt, *,
             force: bool = False, retry_failed_only: bool = False) -> Work:
     """Store the papers, skip what is done, re-check stored answers: shared by ingest and batch submit."""
-    papers = unique_papers(papers)
-    new_or_changed = store.add_papers(papers)
+    # One paper, one row: the same paper twice in the input, or already stored under another source, costs one call.
+    resolved = store.resolve_papers(papers)
+    papers = resolved.papers
+    new_or_changed = store.add_papers(papers, resolved.absorbed)
     todo = plan(store, papers, spec, prompt, force=force, retry_failed_only=retry_failed_only)
     cached = len(papers) - len(todo) if not retry_failed_only else 0
     rechecked: list[Extraction] = []

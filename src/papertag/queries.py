@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -15,7 +15,8 @@ from .embed import MODEL_NAME as EMBEDDING_MODEL
 from .errors import DatabaseError, InputError, NotFound
 from .schema import DOMAINS
 from .search import NO_INDEX, SEARCH_SCHEMA, SEARCH_TABLE, has_search_index, load_fts
-from .store import open_reader, rows_as_dicts
+from .selection import parse_day
+from .store import PAPER_METADATA_COLUMNS, open_reader, rows_as_dicts
 from .text import tag_key
 
 if TYPE_CHECKING:
@@ -26,7 +27,8 @@ RECORD_COLUMNS = """p.id, p.title, e.summary,
         coalesce(list(t.value ORDER BY t.position) FILTER (WHERE t.kind = 'task'), []) AS tasks,
         coalesce(list(t.value ORDER BY t.position) FILTER (WHERE t.kind = 'method'), []) AS methods,
         coalesce(list(t.value ORDER BY t.position) FILTER (WHERE t.kind = 'benchmark'), []) AS benchmarks,
-        e.domain, e.model, e.prompt_version"""
+        e.domain, p.category_domain, e.model, e.prompt_version,
+        p.authors, p.published, p.updated, p.categories, p.arxiv_id, p.arxiv_version, p.doi, p.url, p.venue, p.source"""
 PAPER_RECORDS = f"""
     SELECT {RECORD_COLUMNS}
     FROM papers p
@@ -56,12 +58,46 @@ MATCHED_RECORDS = f"""
 TAG_KINDS = ("task", "method", "benchmark")
 
 
+def _metadata_conditions(since: str | date | None, until: str | date | None, author: str | None,
+                         category: str | None) -> tuple[list[str], list[Any]]:
+    """SQL conditions on the paper's metadata for query's filters, with their parameters; bad values are one line."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    for option, value, operator in (("--since", since, ">="), ("--until", until, "<=")):
+        if value is not None:
+            conditions.append(f"p.published {operator} ?")
+            params.append(parse_day(value, option))
+    for option, value in (("--author", author), ("--category", category)):
+        if value is not None and not value.strip():
+            raise InputError(f"{option} needs some text to match")
+    if author is not None:
+        conditions.append("len(list_filter(p.authors, name -> contains(strip_accents(lower(name)), "
+                          "strip_accents(lower(?))))) > 0")
+        params.append(author.strip())
+    if category is not None:
+        conditions.append("len(list_filter(p.categories, c -> lower(c) = lower(?) OR starts_with(lower(c), lower(?) || '.'))) > 0")
+        params += [category.strip()] * 2
+    return conditions, params
+
+
 class Reader:
     def __init__(self, path: Path):
         self.con = open_reader(path)
         # DuckDB draws a progress bar on stdout for a query over 2 s: it would land inside `export` output or a
         # web server's log.
         self.con.execute("SET enable_progress_bar = false")
+        self._metadata_as_null()
+
+    def _metadata_as_null(self) -> None:
+        """A database last written before paper metadata existed has no metadata columns until the next write
+        upgrades it: read it through a temporary view where they are NULL (a read-only database allows it)."""
+        columns = {row[0] for row in self.con.execute(
+            """SELECT column_name FROM duckdb_columns()
+               WHERE database_name = current_database() AND schema_name = 'main' AND table_name = 'papers'""").fetchall()}
+        missing = [f"NULL::{sql_type} AS {name}" for name, sql_type in PAPER_METADATA_COLUMNS.items() if name not in columns]
+        if missing:
+            database = self.con.execute("SELECT current_database()").fetchone()[0].replace('"', '""')
+            self.con.execute(f'CREATE TEMP VIEW papers AS SELECT *, {", ".join(missing)} FROM "{database}".main.papers')
 
     def close(self) -> None:
         self.con.close()
@@ -82,23 +118,29 @@ class Reader:
                ORDER BY p.title"""
         ))
 
-    def query(self, *, benchmark: str | None = None, task: str | None = None,
-              method: str | None = None, domain: str | None = None) -> list[dict[str, Any]]:
-        """Benchmarks match the whole normalised key; tasks and methods match a part of it. At least one filter is
-        needed: all papers are what summaries() and export() are for."""
-        if not any((benchmark, task, method, domain)):
-            raise InputError("give at least one of --benchmark, --task, --method, --domain")
-        sql, params = self._filtered_records(benchmark=benchmark, task=task, method=method, domain=domain)
+    def query(self, *, benchmark: str | None = None, task: str | None = None, method: str | None = None,
+              domain: str | None = None, since: str | date | None = None, until: str | date | None = None,
+              author: str | None = None, category: str | None = None) -> list[dict[str, Any]]:
+        """Benchmarks match the whole normalised key; tasks and methods match a part of it; since and until bound
+        the publication date (the first arXiv version's), inclusive; author matches part of any author's name
+        and category any of the paper's arXiv categories (an archive alone, like cs, all of its categories). At
+        least one filter is needed: all papers are what summaries() and export() are for."""
+        if all(value is None for value in (benchmark, task, method, domain, since, until, author, category)):
+            raise InputError("give at least one of --benchmark, --task, --method, --domain, --since, --until, "
+                             "--author, --category")
+        sql, params = self._filtered_records(benchmark=benchmark, task=task, method=method, domain=domain,
+                                             metadata=_metadata_conditions(since, until, author, category))
         return rows_as_dicts(self.con.execute(sql, params))
 
     def _filtered_records(self, *, benchmark: str | None, task: str | None, method: str | None,
-                          domain: str | None) -> tuple[str, list[Any]]:
+                          domain: str | None, metadata: tuple[list[str], list[Any]] = ([], [])) -> tuple[str, list[Any]]:
         """The records query for query's filters, with its parameters."""
         matches, params = self._tag_matches(benchmark=benchmark, task=task, method=method, domain=domain)
-        where = ""
+        conditions = list(metadata[0])
         if domain is not None:
-            where = "WHERE e.domain = ?"
-            params.append(domain)
+            conditions.append("e.domain = ?")
+        params += metadata[1] + ([domain] if domain is not None else [])
+        where = "WHERE " + " AND ".join(conditions) if conditions else ""
         if not matches:
             return PAPER_RECORDS.format(where=where), params
         return MATCHED_RECORDS.format(matched=" INTERSECT ".join(matches), where=where), params
@@ -251,6 +293,8 @@ class Reader:
         ))
         for kind in ("task", "method", "benchmark"):
             paper[kind + "s"] = [tag["value"] for tag in tags if tag["kind"] == kind]
+        # The model's domain beside category_domain, the arXiv categories' opinion (a column of papers).
+        paper["domain"] = next((e["domain"] for e in paper["extractions"] if e["current"]), None)
         return paper
 
     def similar(self, paper_id: str, *, limit: int = 10) -> list[dict[str, Any]]:

@@ -1,27 +1,43 @@
-"""Input files → papers. Three formats: saved listing pages, JSONL and CSV."""
+"""Input files → papers. Saved listing pages, JSONL and CSV are read here; arXiv's XML and metadata snapshot,
+BibTeX and Semantic Scholar JSON in their own modules. The format is sniffed from the start of the file."""
 
 from __future__ import annotations
 
 import codecs
 import csv
 import io
+import itertools
 import json
+import re
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Literal, Union
+from typing import BinaryIO, Callable, Iterable, Iterator, Literal, Union, get_args
 
+from .arxiv_snapshot import is_snapshot_record, parse_snapshot
+from .arxiv_xml import parse_atom, parse_oai
+from .bibtex_format import parse_bibtex
 from .errors import InputError
-from .text import clean_text, content_hash
+from .records import MAX_TITLE_CHARS, Paper, ParsedFile, add_paper, add_record, make_paper
+from .selection import Selection
+from .semantic_scholar import is_semantic_scholar, parse_semantic_scholar
+from .text import clean_text
 
-Format = Literal["listing", "jsonl", "csv"]
-FORMATS: tuple[str, ...] = ("listing", "jsonl", "csv")
-EXTENSIONS: dict[str, Format] = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".txt": "listing", ".md": "listing"}
+__all__ = ["FORMATS", "Inputs", "MAX_TITLE_CHARS", "Paper", "ParsedFile", "Selection", "make_paper", "parse_file",
+           "read_inputs", "read_text"]
+
+Format = Literal["listing", "jsonl", "csv", "arxiv-atom", "arxiv-oai", "arxiv-snapshot", "bibtex", "semantic-scholar"]
+FORMATS: tuple[str, ...] = get_args(Format)
+# Extensions that settle the format; .json, .jsonl and .xml files hold several formats, so their content decides.
+EXTENSIONS: dict[str, Format] = {".csv": "csv", ".txt": "listing", ".md": "listing", ".bib": "bibtex"}
+JSON_EXTENSIONS = (".json", ".jsonl", ".ndjson")
+HEAD_BYTES = 1 << 16  # the format is sniffed from this much of the file; a snapshot is never read whole
+BIBTEX_ENTRY = re.compile(r"^\s*@\s*[A-Za-z]+\s*[{(]", re.MULTILINE)
 
 # A listing page's abstract is a long paragraph; a title is a short line right before it.
 MIN_ABSTRACT_WORDS = 25
 MAX_TITLE_WORDS = 40
-MAX_TITLE_CHARS = 1000  # a longer "title" is a broken record, and would crowd the abstract out of the prompt
 # A CSV header without title and abstract is named in the error this briefly.
 MAX_COLUMNS_SHOWN = 4
 MAX_COLUMN_CHARS = 40
@@ -30,47 +46,14 @@ BYTE_ORDER_MARKS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-
                     (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 
 
-@dataclass(frozen=True)
-class Paper:
-    id: str
-    title: str
-    abstract: str
-    source: str
-    content_hash: str
-
-
-@dataclass
-class ParsedFile:
-    path: str
-    format: Format
-    papers: list[Paper] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)  # skipped records, each naming its line
-    first_seen: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)  # id -> (where, content hash)
-
-
-def make_paper(title: str, abstract: str, source: str, given_id: object = None) -> Paper:
-    title, abstract = clean_text(title), clean_text(abstract)  # no NULs or escapes reach the model or the database
-    digest = content_hash(title, abstract)
-    # Ids are printed and typed back ('papertag show ID'), so they are cleaned like the text; one with nothing
-    # printable left is no id.
-    paper_id = "" if given_id is None else clean_text(str(given_id))
-    paper_id = paper_id or digest[:16]
-    return Paper(id=paper_id, title=title, abstract=abstract, source=source, content_hash=digest)
-
-
 STDIN = Path("-")  # 'papertag ingest -' reads standard input
 STDIN_NAME = "<stdin>"  # its name in messages and in papers.source
 
 
-def read_input(path: Path) -> str:
-    """The text of an input file, or of standard input for '-'."""
-    if path == STDIN:
-        return _text(sys.stdin.buffer.read(), Path(STDIN_NAME))
-    return read_text(path)
-
-
 def read_text(path: Path) -> str:
-    return _text(_read_bytes(path), path)
+    """The whole text of a file, decoded."""
+    with _open_binary(path) as stream:
+        return _text(_read(stream, path), path)
 
 
 def _text(data: bytes, path: Path) -> str:
@@ -80,13 +63,27 @@ def _text(data: bytes, path: Path) -> str:
     return text
 
 
-def _read_bytes(path: Path) -> bytes:
+@contextmanager
+def _open_binary(path: Path) -> Iterator[BinaryIO]:
+    """The file's bytes, or standard input's for '-'."""
+    if path == STDIN:
+        yield sys.stdin.buffer
+        return
     try:
-        return path.read_bytes()
+        stream = path.open("rb")
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise InputError(f"{path}: is a directory, not a file") from None
+    except OSError as error:
+        raise InputError(f"{path}: cannot read ({error.strerror})") from None
+    with stream:
+        yield stream
+
+
+def _read(stream: BinaryIO, path: Path, size: int = -1) -> bytes:
+    try:
+        return stream.read(size)
     except OSError as error:
         raise InputError(f"{path}: cannot read ({error.strerror})") from None
 
@@ -115,56 +112,117 @@ def _decode_line(line: bytes) -> str:
         return line.decode("cp1252", errors="replace")
 
 
-def detect_format(path: Path, text: str) -> Format:
+def detect_format(path: Path, head: str) -> Format:
+    """The format from the extension when it settles it, else from the start of the content (standard input has
+    only its content)."""
     if path.suffix.lower() in EXTENSIONS:
         return EXTENSIONS[path.suffix.lower()]
-    first_line = text.lstrip().split("\n", 1)[0]
-    if first_line.startswith("{"):
-        return "jsonl"
+    start = head.lstrip()
+    if start.startswith("<"):
+        return "arxiv-oai" if "OAI-PMH" in start[:4096] else "arxiv-atom"
+    if start.startswith(("{", "[")) or path.suffix.lower() in JSON_EXTENSIONS:
+        return _json_format(start)
+    if BIBTEX_ENTRY.search(head):
+        return "bibtex"
+    first_line = start.split("\n", 1)[0]
     header = {column.strip().casefold() for column in first_line.split(",")}
     if {"title", "abstract"} <= header:
         return "csv"
     return "listing"
 
 
-def parse_file(path: Path, format: Format | None = None) -> ParsedFile:
-    text = read_input(path)
-    chosen = format or detect_format(path, text)  # standard input has no extension: its content decides
-    parsed = ParsedFile(path=STDIN_NAME if path == STDIN else str(path), format=chosen)
-    {"listing": _parse_listing, "jsonl": _parse_jsonl, "csv": _parse_csv}[chosen](text, parsed)
-    if not parsed.papers:
+def _json_format(start: str) -> Format:
+    """JSON lines of the arXiv snapshot, Semantic Scholar papers (one object or list, maybe spread over lines), or
+    plain JSONL."""
+    try:
+        first = json.loads(start.split("\n", 1)[0], strict=False)
+    except json.JSONDecodeError:
+        first = None  # a pretty-printed document: its first line is "{" alone
+    if is_snapshot_record(first):
+        return "arxiv-snapshot"
+    if is_semantic_scholar(first) or (first is None and re.search(r'"(paperId|externalIds)"\s*:', start)):
+        return "semantic-scholar"
+    return "jsonl"
+
+
+def _sniff_text(head: bytes) -> str:
+    """The start of a file as text, good enough to tell formats apart (it may end mid-character)."""
+    for mark, codec in BYTE_ORDER_MARKS:
+        if head.startswith(mark):
+            return head.decode(codec, errors="ignore")
+    return head.decode("utf-8", errors="replace")
+
+
+def parse_file(path: Path, format: Format | None = None, selection: Selection | None = None) -> ParsedFile:
+    """The papers of one file (standard input for '-') that the selection wants, and the records skipped. The
+    snapshot is streamed line by line; the other formats are read whole."""
+    name = STDIN_NAME if path == STDIN else str(path)
+    with _open_binary(path) as stream:
+        head = _read(stream, path, HEAD_BYTES)
+        chosen = format or detect_format(path, _sniff_text(head))
+        parsed = ParsedFile(path=name, format=chosen, selection=selection or Selection())
+        if chosen == "arxiv-snapshot":
+            parse_snapshot(_stream_lines(head, stream, Path(name)), parsed)
+        else:
+            PARSERS[chosen](_text(head + _read(stream, path), Path(name)), parsed)
+    if not parsed.papers and not parsed.not_selected:
         detail = "; ".join(parsed.problems[:3]) or _NO_PAPERS_HINT[chosen]
         raise InputError(f"{parsed.path}: no abstracts found ({detail})")
     return parsed
 
 
+def _stream_lines(head: bytes, stream: BinaryIO, path: Path) -> Iterator[str]:
+    """Decoded lines: the head's, then the rest of the file's one at a time."""
+    if head.startswith(codecs.BOM_UTF8):
+        head = head[len(codecs.BOM_UTF8):]
+    elif any(head.startswith(mark) for mark, _ in BYTE_ORDER_MARKS):
+        raise InputError(f"{path}: a UTF-16 or UTF-32 snapshot cannot be streamed; convert it to UTF-8")
+    if b"\0" in head[:8192]:
+        raise InputError(f"{path}: looks like a binary file, not text")
+    if not head.strip():
+        raise InputError(f"{path}: file is empty")
+    try:
+        first_lines = (head + stream.readline()).splitlines(keepends=True)  # the head's last line, completed
+        for line in itertools.chain(first_lines, stream):
+            yield _decode_line(line)
+    except OSError as error:
+        raise InputError(f"{path}: cannot read ({error.strerror})") from None
+
+
 @dataclass
 class Inputs:
     """Papers read from input files (or given as Paper objects), and the records skipped, each naming its file and
-    line: a run goes on without them and reports them."""
+    position: a run goes on without them and reports them."""
 
     papers: list[Paper] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    not_selected: int = 0  # left out by --category, --since or --until
 
 
 Source = Union[Path, str, Paper]
 
 
-def read_inputs(sources: Source | Iterable[Source], format: Format | None = None) -> Inputs:
+def read_inputs(sources: Source | Iterable[Source], format: Format | None = None,
+                selection: Selection | None = None) -> Inputs:
     """Every file parsed before anything is done with them, so a bad file fails alone and first; '-' is standard
-    input. Paper objects pass through as they are."""
+    input. Paper objects pass through as they are, if the selection wants them."""
     if format is not None and format not in FORMATS:
         raise InputError(f"unknown input format {format!r} (use one of: {', '.join(FORMATS)})")
+    selection = selection or Selection()
     if isinstance(sources, (Path, str, Paper)):
         sources = [sources]
     inputs = Inputs()
     for source in sources:
         if isinstance(source, Paper):
-            inputs.papers.append(source)
+            if selection.wants(source):
+                inputs.papers.append(source)
+            else:
+                inputs.not_selected += 1
             continue
-        parsed = parse_file(Path(source), format)
+        parsed = parse_file(Path(source), format, selection)
         inputs.papers += parsed.papers
         inputs.problems += [f"{parsed.path}: {problem}" for problem in parsed.problems]
+        inputs.not_selected += parsed.not_selected
     return inputs
 
 
@@ -172,6 +230,11 @@ _NO_PAPERS_HINT = {
     "listing": "expected a title line followed by an abstract paragraph of at least 25 words",
     "jsonl": "expected one JSON object per line with 'title' and 'abstract'",
     "csv": "expected rows with 'title' and 'abstract'",
+    "arxiv-atom": "expected <entry> elements of an arXiv API response",
+    "arxiv-oai": "expected <record> elements of an OAI-PMH ListRecords response",
+    "arxiv-snapshot": "expected one arXiv metadata object per line",
+    "bibtex": "expected @article{...} entries",
+    "semantic-scholar": "expected Semantic Scholar paper objects",
 }
 
 
@@ -188,7 +251,7 @@ def _parse_listing(text: str, parsed: ParsedFile) -> None:
 
     def flush() -> None:
         if title is not None and paragraphs:
-            parsed.papers.append(make_paper(title, " ".join(paragraphs), parsed.path))
+            add_paper(make_paper(title, " ".join(paragraphs), parsed.path), f"paper {len(parsed.papers) + 1}", parsed)
 
     for line in lines:
         if _is_abstract(line):
@@ -246,24 +309,10 @@ def _add_record(record: object, where: str, parsed: ParsedFile) -> None:
     if not isinstance(record, dict):
         parsed.problems.append(f"{where}: expected an object with 'title' and 'abstract'")
         return
-    title, abstract = record.get("title"), record.get("abstract")
-    if not isinstance(title, str) or not title.strip():
-        parsed.problems.append(f"{where}: missing 'title'")
-    elif not isinstance(abstract, str) or not abstract.strip():
-        parsed.problems.append(f"{where}: missing 'abstract'")
-    elif len(title) > MAX_TITLE_CHARS:
-        parsed.problems.append(f"{where}: title is {len(title):,} characters long (at most {MAX_TITLE_CHARS:,})")
-    else:
-        _add_paper(make_paper(title, abstract, parsed.path, record.get("id")), where, parsed)
+    add_record(parsed, where, record.get("title"), record.get("abstract"), record.get("id"))
 
 
-def _add_paper(paper: Paper, where: str, parsed: ParsedFile) -> None:
-    if not paper.title or not paper.abstract:
-        parsed.problems.append(f"{where}: {'title' if not paper.title else 'abstract'} has no printable text")
-        return
-    # The same id for a different text is a mistake in the file: the first one wins, the clash is reported.
-    first_where, first_hash = parsed.first_seen.setdefault(paper.id, (where, paper.content_hash))
-    if first_hash != paper.content_hash:
-        parsed.problems.append(f"{where}: id {paper.id!r} is already used by {first_where} for a different paper")
-    else:
-        parsed.papers.append(paper)
+PARSERS: dict[str, Callable[[str, ParsedFile], None]] = {
+    "listing": _parse_listing, "jsonl": _parse_jsonl, "csv": _parse_csv, "arxiv-atom": parse_atom,
+    "arxiv-oai": parse_oai, "bibtex": parse_bibtex, "semantic-scholar": parse_semantic_scholar,
+}

@@ -15,15 +15,31 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 import duckdb
 import pyarrow as pa
 
+from .category_domains import category_domain
 from .errors import DatabaseBusy, DatabaseError  # DatabaseBusy is also importable from here, as before
+from .identity import TITLE_KEY_SQL, Resolved, resolve
+from .records import METADATA_FIELDS, Paper
 from .search import BUILD_SEARCH_TABLE, CONTENT_FINGERPRINT, CREATE_INDEX, SEARCH_TABLE, indexed_fingerprint, load_fts
-from .sources import Paper
 from .text import tag_key
 
 if TYPE_CHECKING:  # reading commands need no LLM stack
     from .extract import Extraction
     from .prompts import Prompt
 
+# The metadata columns of papers, added by migration 6 (never edit: a new column needs a new migration). A
+# reader of a database not yet upgraded sees them as NULL (queries.py).
+PAPER_METADATA_COLUMNS: dict[str, str] = {
+    "authors": "VARCHAR[]",
+    "categories": "VARCHAR[]",  # arXiv categories, the primary one first
+    "published": "DATE",  # first version, or publication
+    "updated": "DATE",  # newest version, or the record's last update
+    "arxiv_id": "VARCHAR",  # without its version
+    "arxiv_version": "INTEGER",
+    "doi": "VARCHAR",  # lower case, no resolver prefix
+    "url": "VARCHAR",
+    "venue": "VARCHAR",
+    "category_domain": "VARCHAR",  # what the categories say the domain is (category_domains.py)
+}
 PAPERTAG_MARK = "papertag"  # comment on schema_migrations: this file was made by papertag
 # Each migration runs once, in order, inside one transaction with its version row.
 MIGRATIONS: list[str] = [
@@ -142,6 +158,9 @@ MIGRATIONS: list[str] = [
         papers INTEGER NOT NULL
     );
     """,
+    # 7: paper metadata from the richer sources (arXiv, BibTeX, Semantic Scholar), all NULL for older rows, and
+    # the domain the arXiv categories point to (category_domains.py), a second opinion next to the model's.
+    "".join(f"ALTER TABLE papers ADD COLUMN {name} {sql_type};\n" for name, sql_type in PAPER_METADATA_COLUMNS.items()),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 # An extraction is reused only if all of these match; the paper id and its text hash say which text it describes.
@@ -264,6 +283,13 @@ PAPER_SCHEMA = pa.schema([
     ("id", pa.string()), ("title", pa.string()), ("abstract", pa.string()), ("content_hash", pa.string()),
     ("source", pa.string()), ("added_at", pa.timestamp("us")),
 ])
+# Optional in merge_papers' input: a table without them (bench/_synth.py) keeps the stored values.
+PAPER_METADATA_SCHEMA = pa.schema([
+    ("authors", pa.list_(pa.string())), ("categories", pa.list_(pa.string())), ("published", pa.date32()),
+    ("updated", pa.date32()), ("arxiv_id", pa.string()), ("arxiv_version", pa.int32()), ("doi", pa.string()),
+    ("url", pa.string()), ("venue", pa.string()), ("category_domain", pa.string()),
+])
+PAPER_COLUMNS = ", ".join(PAPER_SCHEMA.names[:5] + PAPER_METADATA_SCHEMA.names[:-1])  # a stored Paper's columns
 EXTRACTION_SCHEMA = pa.schema([
     ("id", pa.int64()), ("paper_id", pa.string()), ("content_hash", pa.string()), ("model", pa.string()),
     ("prompt_version", pa.string()), ("schema_version", pa.string()), ("status", pa.string()),
@@ -339,31 +365,79 @@ class Store:
             # a nextval() default, so a crash before the next checkpoint would leave a database nothing can open.
             self.con.execute("CHECKPOINT")
 
-    def add_papers(self, papers: Iterable[Paper]) -> int:
-        """Insert new papers and update changed ones; returns how many were new or changed."""
+    def resolve_papers(self, papers: Iterable[Paper]) -> Resolved:
+        """The papers as they should be stored: records of one paper merged, and each paper already stored (by
+        id, arXiv id, DOI, or normalised title with a near-identical abstract) merged into its row (identity.py),
+        with the stored rows that turn out to be one paper."""
+        papers = list(papers)
+        if not papers:
+            return Resolved([])
+        keys = pa.table({
+            "id": [p.id for p in papers], "arxiv_id": [p.arxiv_id for p in papers], "doi": [p.doi for p in papers],
+            "title_key": [p.title for p in papers],
+        }, schema=pa.schema([(name, pa.string()) for name in ("id", "arxiv_id", "doi", "title_key")]))
+        with self._registered(incoming_keys=keys):
+            rows = rows_as_dicts(self.con.execute(
+                f"""SELECT {PAPER_COLUMNS} FROM papers
+                    WHERE id IN (SELECT id FROM incoming_keys)
+                       OR arxiv_id IN (SELECT arxiv_id FROM incoming_keys)
+                       OR doi IN (SELECT doi FROM incoming_keys)
+                       OR {TITLE_KEY_SQL.format(column='title')} IN
+                          (SELECT {TITLE_KEY_SQL.format(column='title_key')} FROM incoming_keys)
+                    ORDER BY added_at, id"""
+            ))
+        return resolve(papers, [stored_paper(row) for row in rows])
+
+    def add_papers(self, papers: Iterable[Paper], absorbed: dict[str, str] | None = None) -> int:
+        """Insert new papers and update changed ones (resolve_papers says what they are), and fold each absorbed
+        row into the one that stays; returns how many were new or had a changed text."""
         papers = list(papers)
         now = _now()
+        metadata = {name: [getattr(p, name) or None for p in papers] for name in METADATA_FIELDS}
+        metadata["category_domain"] = [category_domain(p.categories) for p in papers]
         return self.merge_papers(pa.table({
             "id": [p.id for p in papers], "title": [p.title for p in papers], "abstract": [p.abstract for p in papers],
             "content_hash": [p.content_hash for p in papers], "source": [p.source for p in papers],
-            "added_at": [now] * len(papers),
-        }, schema=PAPER_SCHEMA))
+            "added_at": [now] * len(papers), **metadata,
+        }, schema=pa.unify_schemas([PAPER_SCHEMA, PAPER_METADATA_SCHEMA])), absorbed or {})
 
-    def merge_papers(self, incoming: pa.Table) -> int:
-        """Bulk form of add_papers, for an Arrow table with PAPER_SCHEMA's columns: one statement, never row by row."""
+    def merge_papers(self, incoming: pa.Table, absorbed: dict[str, str] | None = None) -> int:
+        """Bulk form of add_papers, for an Arrow table with PAPER_SCHEMA's columns and any of
+        PAPER_METADATA_SCHEMA's: one statement, never row by row. Metadata the table does not carry is kept."""
         if not incoming.num_rows:
             return 0
+        given = [name for name in PAPER_METADATA_SCHEMA.names if name in incoming.column_names]
+        updates = "".join(f", {name} = coalesce(excluded.{name}, papers.{name})" for name in given)
         with self._transaction(), self._registered(incoming_papers=incoming):
             changed = self.con.execute(
                 """SELECT count(*) FROM incoming_papers i ANTI JOIN papers p ON p.id = i.id AND p.content_hash = i.content_hash"""
             ).fetchone()[0]
+            # The source changes with the text: it says where the stored abstract came from.
             self.con.execute(
-                """INSERT INTO papers BY NAME SELECT * FROM incoming_papers
-                   ON CONFLICT (id) DO UPDATE SET title = excluded.title, abstract = excluded.abstract,
-                       content_hash = excluded.content_hash, source = excluded.source
-                   WHERE papers.content_hash <> excluded.content_hash"""
+                f"""INSERT INTO papers BY NAME SELECT * FROM incoming_papers
+                    ON CONFLICT (id) DO UPDATE SET title = excluded.title, abstract = excluded.abstract,
+                        content_hash = excluded.content_hash,
+                        source = CASE WHEN papers.content_hash <> excluded.content_hash THEN excluded.source
+                                      ELSE papers.source END{updates}"""
             )
+            for gone, stays in (absorbed or {}).items():
+                self._absorb(gone, stays)
         return changed
+
+    def _absorb(self, gone: str, stays: str) -> None:
+        """Two stored rows were one paper: the extractions and tags of `gone` move to `stays`, so none is lost (an
+        old text's extraction is kept, not current), and `stays` points at its newest good extraction of its text."""
+        for table in ("extractions", "tags"):
+            self.con.execute(f"UPDATE {table} SET paper_id = ? WHERE paper_id = ?", [stays, gone])
+        self.con.execute("DELETE FROM current_extraction WHERE paper_id = ?", [gone])
+        self.con.execute("DELETE FROM papers WHERE id = ?", [gone])
+        self.con.execute(
+            """INSERT OR REPLACE INTO current_extraction
+               SELECT e.paper_id, arg_max(e.id, (e.created_at, e.id)) FROM extractions e
+               JOIN papers p ON p.id = e.paper_id AND p.content_hash = e.content_hash
+               WHERE e.paper_id = ? AND e.status = 'ok' GROUP BY e.paper_id""",
+            [stays],
+        )
 
     def texts_without_vectors(self, model: str) -> list[tuple[str, str, str]]:
         """(content hash, title, abstract) of each paper text that has no vector from this embedding model yet;
@@ -573,6 +647,12 @@ class Store:
             "SELECT id, title, abstract, source, content_hash FROM papers WHERE id IN (SELECT unnest(?))", [ids]
         ))
         return {row["id"]: Paper(**row) for row in rows}
+
+
+def stored_paper(row: dict[str, Any]) -> Paper:
+    """A Paper from a papers row with PAPER_COLUMNS; NULL lists are empty."""
+    return Paper(**{name: tuple(value or ()) if name in ("authors", "categories") else value
+                    for name, value in row.items()})
 
 
 def rows_as_dicts(relation: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
