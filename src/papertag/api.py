@@ -114,7 +114,7 @@ class Library:
         first, at most max_results results, first published between since and until (YYYY-MM-DD, inclusive: sent
         to the API and checked locally); then tag the papers like ingest(), whose keyword arguments (concurrency,
         force, on_start, on_result, on_wait, on_embed) `run` passes on. on_page sees each page as it arrives,
-        on_fetched the papers once fetching is done.
+        on_fetched the papers once fetching is done; on_wait also hears of each retry.
 
         At most one request every 3 seconds; 429 and 5xx answers and connection errors are retried (honouring
         Retry-After), then SourceUnavailable. A run stopped while fetching or tagging resumes where it stopped
@@ -129,7 +129,7 @@ class Library:
         selection = Selection.of(since=since, until=until)
         url = http_url("--arxiv-url", arxiv_url) if arxiv_url else options.settings.arxiv_url
         with ExitStack() as stack:
-            arxiv = client or stack.enter_context(ArxivClient(url))
+            arxiv = client or stack.enter_context(ArxivClient(url, on_retry=run.get("on_wait", lambda message: None)))
             store = stack.enter_context(Store(self.db))
             fetched = fetch_into(store, arxiv, query, selection, max_results=max_results, on_page=on_page)
             on_fetched(fetched.inputs)

@@ -110,8 +110,10 @@ class ArxivClient:
     retries included."""
 
     def __init__(self, base_url: str = DEFAULT_ARXIV_URL, *, http: httpx.Client | None = None,
-                 limiter: RateLimiter | None = None, attempts: int = ATTEMPTS, page_size: int | None = None):
+                 limiter: RateLimiter | None = None, attempts: int = ATTEMPTS, page_size: int | None = None,
+                 on_retry: Callable[[str], None] = lambda message: None):
         self.base_url = base_url
+        self.on_retry = on_retry  # told each retry and its wait: a backoff can last minutes
         self.http = http or httpx.Client(timeout=TIMEOUT_S, headers={"user-agent": "papertag (arXiv API client)"})
         self.limiter = limiter or RateLimiter()
         self.attempts = attempts
@@ -144,7 +146,7 @@ class ArxivClient:
 
     def _get(self, params: dict) -> str:
         retrying = Retrying(retry=retry_if_exception(_worth_retrying), stop=stop_after_attempt(self.attempts),
-                            wait=self._wait, sleep=self.limiter.sleep, reraise=True)
+                            wait=self._wait, sleep=self.limiter.sleep, before_sleep=self._tell, reraise=True)
         try:
             return retrying(self._request, params)
         except _Transient as error:
@@ -168,10 +170,16 @@ class ArxivClient:
 
     @staticmethod
     def _wait(state: RetryCallState) -> float:
-        backoff = wait_exponential_jitter(multiplier=RETRY_BASE_S, max=MAX_RETRY_WAIT_S, jitter=1)(state)
+        backoff = wait_exponential_jitter(multiplier=RETRY_BASE_S, max=MAX_RETRY_WAIT_S, jitter=RETRY_BASE_S)(state)
         error = state.outcome.exception() if state.outcome else None
         told = error.retry_after_s if isinstance(error, _Transient) else 0.0
         return min(told, MAX_RETRY_WAIT_S) if told > 0 else backoff  # the server's word wins when it gives one
+
+    def _tell(self, state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        what = str(error) if isinstance(error, _Transient) else clean_text(str(error)) or type(error).__name__
+        self.on_retry(f"the arXiv API: {what}; asking again in {state.upcoming_sleep:.0f} s "
+                      f"(attempt {state.attempt_number + 1} of {self.attempts})")
 
     def close(self) -> None:
         self.http.close()

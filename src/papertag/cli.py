@@ -222,7 +222,7 @@ def ingest_command(
     selection = Selection.of(category, since, until)
     inputs = read_inputs(paths, input_format.value if input_format else None, selection)
     _announce(inputs, selection)
-    _tag_with_progress(functools.partial(library.ingest, inputs, concurrency=concurrency, force=force,
+    _tag_with_progress("ingest", functools.partial(library.ingest, inputs, concurrency=concurrency, force=force,
                                          retry_failed=retry_failed), model, db, as_json, inputs.problems)
 
 
@@ -235,7 +235,7 @@ def _announce(inputs: Inputs, selection: Selection) -> None:
                   "or --until", highlight=False)
 
 
-def _tag_with_progress(run: Callable[..., IngestReport], model: str, db: Path, as_json: bool,
+def _tag_with_progress(command: str, run: Callable[..., IngestReport], model: str, db: Path, as_json: bool,
                        input_problems: list[str]) -> None:
     """A tagging run (ingest, arxiv) with its progress bar, report and exit code: 0 when every paper succeeded, 1
     when any failed or input records were skipped, 130 on Ctrl-C after saving what finished. `run` takes the
@@ -262,7 +262,8 @@ def _tag_with_progress(run: Callable[..., IngestReport], model: str, db: Path, a
                     on_embed=lambda count: progress.console.print(f"embedding {count} papers for 'papertag similar'"),
                 )
             finally:
-                progress.stop()
+                if progress.live.is_started:  # stopping a bar never shown prints an empty line
+                    progress.stop()
         except RunInterrupted as interrupted:
             report = interrupted.report
             report.input_problems = input_problems
@@ -271,10 +272,10 @@ def _tag_with_progress(run: Callable[..., IngestReport], model: str, db: Path, a
                 raise
             report.interrupted = True  # before the model ran, or inside a DuckDB call ("Query interrupted")
         if report.interrupted:
-            _print_report(report, db, as_json)
+            _print_report(command, report, db, as_json)
             err.print(stop.message(f"{report.extracted + report.failed} finished papers are saved"))
             stop.leave()
-    _print_report(report, db, as_json)
+    _print_report(command, report, db, as_json)
     if not report.succeeded:
         raise typer.Exit(1)
 
@@ -282,7 +283,7 @@ def _tag_with_progress(run: Callable[..., IngestReport], model: str, db: Path, a
 @app.command("arxiv")
 @friendly_errors
 def arxiv_command(
-    query: Annotated[str, typer.Argument(help="A search in the arXiv API's own syntax: 'cat:cs.CL AND abs:benchmark', "
+    query: Annotated[str, typer.Argument(metavar="QUERY", help="A search in the arXiv API's own syntax: 'cat:cs.CL AND abs:benchmark', "
         "'au:hinton', 'ti:\"speech translation\"' (fields ti, au, abs, cat, all; AND, OR, ANDNOT).")],
     since: Annotated[Optional[str], typer.Option("--since", metavar="YYYY-MM-DD",
         help="Only papers first submitted on or after this day (sent to the API, and checked on what it returns).")] = None,
@@ -320,7 +321,7 @@ def arxiv_command(
         problems.extend(inputs.problems)
         _announce(inputs, Selection.of(since=since, until=until))
 
-    _tag_with_progress(functools.partial(library.fetch_arxiv, query, since=since, until=until, max_results=max_results,
+    _tag_with_progress("arxiv", functools.partial(library.fetch_arxiv, query, since=since, until=until, max_results=max_results,
                                          arxiv_url=arxiv_url, on_page=on_page, on_fetched=on_fetched,
                                          concurrency=concurrency), model, db, as_json, problems)
 
@@ -352,12 +353,12 @@ def _advance(progress: Progress, task, result) -> None:
     )
 
 
-def _print_report(report: IngestReport, db: Path, as_json: bool) -> None:
+def _print_report(command: str, report: IngestReport, db: Path, as_json: bool) -> None:
     data = report.as_dict() | {"db": str(db)}
     if as_json:
         print_json(data)
         return
-    table = Table(title="papertag ingest", show_header=False)
+    table = Table(title=f"papertag {command}", show_header=False)
     labels = {"seconds_per_paper": "seconds per paper (wall)", "mean_request_seconds": "mean request latency"}
     for key in ("papers", "cached", "rechecked", "extracted", "failed", "truncated", "dropped_tags", "skipped_input_lines",
                 "tokens_per_paper", "seconds_per_paper", "mean_request_seconds", "embedded", "wall_seconds", "db"):

@@ -1,0 +1,102 @@
+"""`papertag arxiv QUERY`: the command line over Library.fetch_arxiv, against tests/fake_arxiv.py. The courtesy
+interval and retry backoff are shrunk here (the fake-clock tests in test_arxiv_fetch.py check the real ones)."""
+
+import json
+import re
+
+import pytest
+
+from fake_arxiv import ALL_IDS, FakeArxiv
+from papertag import arxiv_api
+from test_cli import cli
+
+QUERY = "cat:cs.CL AND abs:benchmark"
+
+
+@pytest.fixture(autouse=True)
+def quick_and_small_pages(monkeypatch):
+    monkeypatch.setattr(arxiv_api, "COURTESY_INTERVAL_S", 0.01)
+    monkeypatch.setattr(arxiv_api, "RETRY_BASE_S", 0.01)
+    monkeypatch.setattr(arxiv_api, "PAGE_SIZE", 3)  # the recorded pages' size
+
+
+def arxiv(fake_server, server, *extra, env=None):
+    return cli("arxiv", QUERY, "--arxiv-url", server.url, "--model", "openai:fake", "--base-url",
+               fake_server.base_url, *extra, env=env)
+
+
+def test_fetches_pages_and_tags_them_like_ingest(fake_server):
+    with FakeArxiv() as server:
+        result = arxiv(fake_server, server, "--json")
+        assert server.starts == [0, 3, 6]
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["papers"], report["extracted"], report["failed"]) == (7, 7, 0) and fake_server.calls == 7
+    assert "papertag arxiv" in result.stdout or result.stdout.startswith("{")
+    assert "fetched results 1-3 of 7 from arXiv" in result.stderr and "results 7-7 of 7" in result.stderr
+    rows = json.loads(cli("sql", "SELECT id, source FROM papers ORDER BY id DESC", "--json").stdout)
+    assert [row["id"] for row in rows] == ALL_IDS
+    assert {row["source"] for row in rows} == {f"{server.url} (search_query={QUERY})"}
+
+
+def test_max_and_dates(fake_server):
+    with FakeArxiv() as server:
+        result = arxiv(fake_server, server, "--max", "4", "--since", "2024-11-27", "--json")
+        assert [(params["start"], params["max_results"]) for params in server.requests] == [("0", "3"), ("3", "1")]
+        # No --until: the range is open up to today.
+        assert re.fullmatch(re.escape(f"({QUERY}) AND submittedDate:[202411270000 TO ") + r"\d{8}2359\]",
+                            server.requests[0]["search_query"])
+    assert result.exit_code == 0, result.output
+    # Four results asked; three were first submitted on or after the 27th.
+    assert json.loads(result.stdout)["papers"] == 3
+    assert "selected 3 papers; 1 left out by --category, --since or --until" in result.stderr
+
+
+def test_the_url_comes_from_the_environment(fake_server):
+    with FakeArxiv() as server:
+        result = cli("arxiv", QUERY, "--max", "2", "--model", "openai:fake", "--base-url", fake_server.base_url,
+                     env={"PAPERTAG_ARXIV_URL": server.url})
+        assert server.starts == [0]
+    assert result.exit_code == 0, result.output
+
+
+def test_a_503_is_retried_and_a_failing_api_resumes_where_it_stopped(fake_server):
+    with FakeArxiv(script={0: [(503, {"retry-after": "0"})], 3: [(503, {})] * 5}) as server:
+        result = arxiv(fake_server, server)
+        assert server.starts == [0, 0, 3, 3, 3, 3, 3]
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "waiting the arXiv API: HTTP 503; asking again in 0 s (attempt 2 of 5)" in result.stderr
+    assert result.stderr.splitlines()[-2:] == [  # the error is one line, with no blank line before it
+        "waiting the arXiv API: HTTP 503; asking again in 0 s (attempt 5 of 5)",
+        f"error: the arXiv API answered HTTP 503 5 times ({server.url}); try again later"]
+    assert fake_server.calls == 0  # nothing tagged, the first page kept
+
+    with FakeArxiv() as server:
+        rerun = arxiv(fake_server, server, "--json")
+        assert server.starts == [3, 6]  # only what is missing
+    assert rerun.exit_code == 0, rerun.output
+    assert json.loads(rerun.stdout)["papers"] == 7 and fake_server.calls == 7
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--arxiv-url", "ftp://example.org/api"], "--arxiv-url must be an http:// or https:// URL"),
+    (["--since", "2024-13-01"], "--since '2024-13-01' is not a date"),
+])
+def test_bad_options_are_one_line(fake_server, args, message):
+    result = cli("arxiv", QUERY, "--model", "openai:fake", "--base-url", fake_server.base_url, *args)
+    assert result.exit_code == 2 and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and fake_server.calls == 0
+
+
+def test_a_bad_url_in_the_environment_is_one_line(fake_server):
+    result = cli("arxiv", QUERY, "--model", "openai:fake", env={"PAPERTAG_ARXIV_URL": "export.arxiv.org"})
+    assert result.exit_code == 2 and "PAPERTAG_ARXIV_URL must be an http:// or https:// URL" in result.stderr
+
+
+def test_help_explains_the_query_and_resuming():
+    result = cli("arxiv", "--help")
+    assert result.exit_code == 0
+    text = " ".join(result.stdout.replace("│", " ").split())  # the words, without rich's boxes and wrapping
+    for words in ("cat:cs.CL AND abs:benchmark", "one request every 3 seconds", "Retry-After", "--max",
+                  "fetches only the pages still missing", "PAPERTAG_ARXIV_URL"):
+        assert words in text, words
