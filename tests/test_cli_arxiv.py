@@ -81,11 +81,20 @@ def test_a_503_is_retried_and_a_failing_api_resumes_where_it_stopped(fake_server
 @pytest.mark.parametrize("args, message", [
     (["--arxiv-url", "ftp://example.org/api"], "--arxiv-url must be an http:// or https:// URL"),
     (["--since", "2024-13-01"], "--since '2024-13-01' is not a date"),
+    (["--until", "2024-01-01", "--since", "2024-02-01"], "--since 2024-02-01 is after --until 2024-01-01"),
+    (["--max", "0"], "Invalid value for '--max'"),
 ])
-def test_bad_options_are_one_line(fake_server, args, message):
+def test_bad_options_are_one_line_and_write_nothing(fake_server, tmp_path, args, message):
     result = cli("arxiv", QUERY, "--model", "openai:fake", "--base-url", fake_server.base_url, *args)
     assert result.exit_code == 2 and message in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1 and fake_server.calls == 0
+    assert fake_server.calls == 0 and not (tmp_path / "papertag.duckdb").exists()
+
+
+def test_an_empty_query_is_one_line(tmp_path):
+    result = cli("arxiv", "  ", "--model", "openai:fake", "--arxiv-url", "http://127.0.0.1:9/api/query")
+    assert result.exit_code == 2 and result.stderr.strip() == (
+        "error: the arXiv query is empty (for example: 'cat:cs.CL AND abs:benchmark')")
+    assert not (tmp_path / "papertag.duckdb").exists()
 
 
 def test_a_bad_url_in_the_environment_is_one_line(fake_server):

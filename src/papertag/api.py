@@ -7,7 +7,7 @@ only by the methods that call a model."""
 
 from __future__ import annotations
 
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, TextIO
@@ -120,18 +120,21 @@ class Library:
         Retry-After), then SourceUnavailable. A run stopped while fetching or tagging resumes where it stopped
         when called again with the same query (arxiv_fetch.py). The API's URL is arxiv_url, else the settings'
         (PAPERTAG_ARXIV_URL); `client` replaces the HTTP client altogether (tests pass one with a fake clock)."""
-        from .arxiv_api import ArxivClient
+        from .arxiv_api import ArxivClient, search_query
         from .arxiv_fetch import fetch_into
 
+        # Every option is checked before the database is opened or a request is made.
         if max_results is not None and max_results < 1:
             raise InputError(f"--max must be at least 1, not {max_results}")
         options = self._options()
         selection = Selection.of(since=since, until=until)
+        sent = search_query(query, selection)
         url = http_url("--arxiv-url", arxiv_url) if arxiv_url else options.settings.arxiv_url
         with ExitStack() as stack:
-            arxiv = client or stack.enter_context(ArxivClient(url, on_retry=run.get("on_wait", lambda message: None)))
+            on_retry = run.get("on_wait", lambda message: None)
+            arxiv = client or stack.enter_context(closing(ArxivClient(url, on_retry=on_retry)))
             store = stack.enter_context(Store(self.db))
-            fetched = fetch_into(store, arxiv, query, selection, max_results=max_results, on_page=on_page)
+            fetched = fetch_into(store, arxiv, sent, selection, max_results=max_results, on_page=on_page)
             on_fetched(fetched.inputs)
             report = self._tag(store, fetched.inputs, options, **run)
             store.forget_arxiv_fetch(fetched.search_query)  # finished: the next run asks from the first page

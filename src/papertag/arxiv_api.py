@@ -184,12 +184,6 @@ class ArxivClient:
     def close(self) -> None:
         self.http.close()
 
-    def __enter__(self) -> "ArxivClient":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
 
 def _worth_retrying(error: BaseException) -> bool:
     return isinstance(error, (_Transient, httpx.TransportError))

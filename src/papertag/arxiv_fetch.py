@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .arxiv_api import ArxivClient, Page, search_query
+from .arxiv_api import ArxivClient, Page
 from .selection import Selection
 from .sources import Inputs
 from .store import Store
@@ -36,11 +36,11 @@ class Fetched:
     new_or_changed: int = 0  # stored papers that were new or had a new text
 
 
-def fetch_into(store: Store, client: ArxivClient, query: str, selection: Selection, *,
+def fetch_into(store: Store, client: ArxivClient, sent: str, selection: Selection, *,
                max_results: int | None = None, on_page: Callable[[Page], None] = lambda page: None) -> Fetched:
-    """Fetch the query's pages not yet fetched by an unfinished run, storing each page's papers as it arrives;
-    returns every paper of the run, read back from the store."""
-    fetched = Fetched(search_query(query, selection))
+    """Fetch the pages of the search query `sent` (arxiv_api.search_query) not yet fetched by an unfinished run,
+    storing each page's papers as it arrives; returns every paper of the run, read back from the store."""
+    fetched = Fetched(sent)
     progress = store.arxiv_fetch(fetched.search_query)
     if not (progress and progress["exhausted"]):
         start = progress["next_start"] if progress else 0
