@@ -3,7 +3,8 @@
 It answers with the pages recorded in tests/data/arxiv_api/ (the query "cat:cs.CL AND abs:benchmark", three
 results a page, seven in all), picked by `start` and cut to `max_results` as the API does; a start past the
 recorded pages gets an empty page, and so do the starts in `empty` (the API does that now and then). `script`
-makes a start's first requests fail: {3: [(503, {"retry-after": "5"})]}.
+makes a start's first requests fail: {3: [(503, {"retry-after": "5"})]}; the starts in `hold` are never answered
+(a client stuck there is interrupted by the test).
 """
 
 from __future__ import annotations
@@ -40,8 +41,11 @@ def recorded_page(start: int, max_results: int, empty: bool = False) -> str:
 class FakeArxiv(LoopbackServer):
     """Use as a context manager; `url` is the query URL, `requests` the query parameters of every request."""
 
-    def __init__(self, script: dict[int, list[tuple[int, dict[str, str]]]] | None = None, empty: set[int] = frozenset()):
+    def __init__(self, script: dict[int, list[tuple[int, dict[str, str]]]] | None = None, empty: set[int] = frozenset(),
+                 hold: set[int] = frozenset()):
         self.empty = empty
+        self.hold = hold
+        self.stopped = threading.Event()
         self.script = {start: list(failures) for start, failures in (script or {}).items()}
         self.requests: list[dict[str, str]] = []
         self._lock = threading.Lock()
@@ -55,6 +59,9 @@ class FakeArxiv(LoopbackServer):
                     fake.requests.append(params)
                     failures = fake.script.get(start) or []
                     failure = failures.pop(0) if failures else None
+                if start in fake.hold:
+                    fake.stopped.wait(30)
+                    return
                 if failure:
                     status, headers = failure
                     body = ERROR_PAGE if status == 400 else f"<html><body>{status} error</body></html>"
@@ -67,6 +74,10 @@ class FakeArxiv(LoopbackServer):
 
         self.listen(Handler)
         self.url = self.base_url.removesuffix("/v1") + "/api/query"
+
+    def __exit__(self, *exc) -> None:
+        self.stopped.set()  # held requests end, so the server can shut down
+        super().__exit__(*exc)
 
     @property
     def starts(self) -> list[int]:

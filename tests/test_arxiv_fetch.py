@@ -9,6 +9,7 @@ import pytest
 import papertag
 from fake_arxiv import ALL_IDS, FakeArxiv
 from papertag.arxiv_api import ArxivClient, RateLimiter, retry_after_seconds, search_query
+from papertag.arxiv_fetch import run_key
 from papertag.errors import InputError, SourceUnavailable
 from papertag.queries import Reader
 from papertag.selection import Selection
@@ -176,6 +177,13 @@ def test_search_query_fills_an_open_end():
     assert search_query("au:hinton", Selection()) == "au:hinton"
     with pytest.raises(InputError, match="empty"):
         search_query("  ", Selection())
+
+
+def test_a_run_is_remembered_without_todays_date():
+    # A run with an open end sends today's date, but must find its progress tomorrow too.
+    assert run_key(QUERY, Selection.of(since="2024-11-26")) == \
+        f"({QUERY}) AND submittedDate:[202411260000 TO 999912312359]"
+    assert run_key(QUERY, Selection()) == QUERY
 
 
 def test_a_refused_query_is_one_line(library):

@@ -2,12 +2,18 @@
 interval and retry backoff are shrunk here (the fake-clock tests in test_arxiv_fetch.py check the real ones)."""
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
 from fake_arxiv import ALL_IDS, FakeArxiv
 from papertag import arxiv_api
+from fake_openai import FakeOpenAI
 from test_cli import cli
 
 QUERY = "cat:cs.CL AND abs:benchmark"
@@ -109,3 +115,29 @@ def test_help_explains_the_query_and_resuming():
     for words in ("cat:cs.CL AND abs:benchmark", "one request every 3 seconds", "Retry-After", "--max",
                   "fetches only the pages still missing", "PAPERTAG_ARXIV_URL"):
         assert words in text, words
+
+
+def test_ctrl_c_while_fetching_then_the_rerun_fetches_only_the_missing_pages(tmp_path):
+    # A real process (the real 3 s interval): Ctrl-C while it waits for the second page.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("OPENAI")}
+    with FakeOpenAI() as model, FakeArxiv(hold={3}) as server:
+        command = [sys.executable, "-m", "papertag", "arxiv", QUERY, "--db", str(tmp_path / "run.duckdb"),
+                   "--arxiv-url", server.url, "--model", "openai:fake", "--base-url", model.base_url, "--json"]
+        # Started with SIGINT's default action, as in test_interrupt.py, so Ctrl-C reaches it from any shell.
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        deadline = time.monotonic() + 30
+        while len(server.requests) < 2 and time.monotonic() < deadline:  # the first page is stored by then
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=30)
+        assert process.returncode == 130, stderr
+        assert "interrupted" in stderr and "run the same command again to continue" in stderr
+        assert "Traceback" not in stderr and json.loads(stdout)["interrupted"] is True
+
+        with FakeArxiv() as again:
+            rerun = subprocess.run([again.url if part == server.url else part for part in command],
+                                   capture_output=True, text=True, env=env, timeout=60)
+            assert again.starts == [3, 6]  # the first page was kept
+        assert rerun.returncode == 0, rerun.stderr
+        assert json.loads(rerun.stdout)["papers"] == 7 and model.calls == 7

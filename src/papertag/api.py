@@ -128,16 +128,16 @@ class Library:
             raise InputError(f"--max must be at least 1, not {max_results}")
         options = self._options()
         selection = Selection.of(since=since, until=until)
-        sent = search_query(query, selection)
+        search_query(query, selection)  # a bad query fails here, before anything is written
         url = http_url("--arxiv-url", arxiv_url) if arxiv_url else options.settings.arxiv_url
         with ExitStack() as stack:
             on_retry = run.get("on_wait", lambda message: None)
             arxiv = client or stack.enter_context(closing(ArxivClient(url, on_retry=on_retry)))
             store = stack.enter_context(Store(self.db))
-            fetched = fetch_into(store, arxiv, sent, selection, max_results=max_results, on_page=on_page)
+            fetched = fetch_into(store, arxiv, query, selection, max_results=max_results, on_page=on_page)
             on_fetched(fetched.inputs)
             report = self._tag(store, fetched.inputs, options, **run)
-            store.forget_arxiv_fetch(fetched.search_query)  # finished: the next run asks from the first page
+            store.forget_arxiv_fetch(fetched.key)  # finished: the next run asks from the first page
         report.new_or_changed += fetched.new_or_changed  # stored while fetching, so ingest found them unchanged
         return report
 

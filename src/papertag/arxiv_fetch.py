@@ -20,9 +20,10 @@ resumed run sees a few results twice (one row each, identity.py) and leaves thos
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Callable
 
-from .arxiv_api import ArxivClient, Page
+from .arxiv_api import ArxivClient, Page, search_query
 from .selection import Selection
 from .sources import Inputs
 from .store import Store
@@ -30,24 +31,31 @@ from .store import Store
 
 @dataclass
 class Fetched:
-    search_query: str  # as sent, with its date clause: the key of the run's progress
+    key: str  # of the run's progress (run_key)
     inputs: Inputs = field(default_factory=Inputs)  # all the run's papers; the problems of the pages fetched now
     pages: int = 0  # asked of the API by this call
     new_or_changed: int = 0  # stored papers that were new or had a new text
 
 
-def fetch_into(store: Store, client: ArxivClient, sent: str, selection: Selection, *,
+def run_key(query: str, selection: Selection) -> str:
+    """What a run's progress is remembered under: the search query with an open end left open, not filled with
+    today's date as when it is sent, so a run resumed the next day finds its progress."""
+    return search_query(query, selection, today=date.max)
+
+
+def fetch_into(store: Store, client: ArxivClient, query: str, selection: Selection, *,
                max_results: int | None = None, on_page: Callable[[Page], None] = lambda page: None) -> Fetched:
-    """Fetch the pages of the search query `sent` (arxiv_api.search_query) not yet fetched by an unfinished run,
-    storing each page's papers as it arrives; returns every paper of the run, read back from the store."""
-    fetched = Fetched(sent)
-    progress = store.arxiv_fetch(fetched.search_query)
+    """Fetch the query's pages not yet fetched by an unfinished run of it, storing each page's papers as it
+    arrives; returns every paper of the run, read back from the store."""
+    sent = search_query(query, selection)
+    fetched = Fetched(run_key(query, selection))
+    progress = store.arxiv_fetch(fetched.key)
     if not (progress and progress["exhausted"]):
         start = progress["next_start"] if progress else 0
-        for page in client.pages(fetched.search_query, selection, start=start, max_results=max_results):
+        for page in client.pages(sent, selection, start=start, max_results=max_results):
             resolved = store.resolve_papers(page.parsed.papers)
             fetched.new_or_changed += store.add_papers(resolved.papers, resolved.absorbed)
-            store.save_arxiv_fetch(fetched.search_query, next_start=page.start + page.entries,
+            store.save_arxiv_fetch(fetched.key, next_start=page.start + page.entries,
                                    total_results=page.total_results, exhausted=page.is_last,
                                    paper_ids=[paper.id for paper in resolved.papers])
             store.release()  # readers may open the database while the next request waits its turn
@@ -56,7 +64,7 @@ def fetch_into(store: Store, client: ArxivClient, sent: str, selection: Selectio
                                         for problem in page.parsed.problems]
             fetched.inputs.not_selected += page.parsed.not_selected
             on_page(page)
-    progress = store.arxiv_fetch(fetched.search_query) or {"paper_ids": []}
+    progress = store.arxiv_fetch(fetched.key) or {"paper_ids": []}
     ids = dict.fromkeys(progress["paper_ids"])  # a resumed run may see a paper twice
     stored = store.papers_by_id(list(ids))
     fetched.inputs.papers = [stored[paper_id] for paper_id in ids if paper_id in stored]  # absorbed ids are gone

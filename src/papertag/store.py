@@ -165,7 +165,7 @@ MIGRATIONS: list[str] = [
     # so a run stopped by Ctrl-C or a failing API resumes where it stopped. The row goes when the run finishes.
     """
     CREATE TABLE arxiv_fetches (
-        search_query VARCHAR PRIMARY KEY,       -- as sent, with its date clause
+        run_key VARCHAR PRIMARY KEY,            -- the search query and its dates (arxiv_fetch.run_key)
         next_start INTEGER NOT NULL,            -- results received so far: where the next page starts
         total_results INTEGER,                  -- opensearch:totalResults of the last page
         exhausted BOOLEAN NOT NULL,             -- an empty page or totalResults reached: nothing more to ask
@@ -663,25 +663,25 @@ class Store:
 
     # 'papertag arxiv' runs (arxiv_fetch.py): how far an unfinished one got.
 
-    def arxiv_fetch(self, search_query: str) -> dict[str, Any] | None:
-        rows = rows_as_dicts(self.con.execute("SELECT * FROM arxiv_fetches WHERE search_query = ?", [search_query]))
+    def arxiv_fetch(self, run_key: str) -> dict[str, Any] | None:
+        rows = rows_as_dicts(self.con.execute("SELECT * FROM arxiv_fetches WHERE run_key = ?", [run_key]))
         return rows[0] if rows else None
 
-    def save_arxiv_fetch(self, search_query: str, *, next_start: int, total_results: int | None, exhausted: bool,
+    def save_arxiv_fetch(self, run_key: str, *, next_start: int, total_results: int | None, exhausted: bool,
                          paper_ids: list[str]) -> None:
         """Remember one more page: its papers are stored already (add_papers), so a resumed run starts after it."""
         now = _now()
         self.con.execute(
             """INSERT INTO arxiv_fetches VALUES (?, ?, ?, ?, ?, ?, ?)
-               ON CONFLICT (search_query) DO UPDATE SET next_start = excluded.next_start,
+               ON CONFLICT (run_key) DO UPDATE SET next_start = excluded.next_start,
                    total_results = excluded.total_results, exhausted = excluded.exhausted,
                    paper_ids = list_concat(arxiv_fetches.paper_ids, excluded.paper_ids), updated_at = excluded.updated_at""",
-            [search_query, next_start, total_results, exhausted, paper_ids, now, now],
+            [run_key, next_start, total_results, exhausted, paper_ids, now, now],
         )
 
-    def forget_arxiv_fetch(self, search_query: str) -> None:
+    def forget_arxiv_fetch(self, run_key: str) -> None:
         """The run finished: the next one with this query asks the API from the first page (for newer papers)."""
-        self.con.execute("DELETE FROM arxiv_fetches WHERE search_query = ?", [search_query])
+        self.con.execute("DELETE FROM arxiv_fetches WHERE run_key = ?", [run_key])
 
 
 def stored_paper(row: dict[str, Any]) -> Paper:
