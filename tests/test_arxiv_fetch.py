@@ -8,6 +8,7 @@ import pytest
 
 import papertag
 from fake_arxiv import ALL_IDS, FakeArxiv
+from test_sources_formats import DATA
 from papertag.arxiv_api import ArxivClient, RateLimiter, retry_after_seconds, search_query
 from papertag.arxiv_fetch import run_key
 from papertag.errors import InputError, SourceUnavailable
@@ -184,6 +185,17 @@ def test_a_run_is_remembered_without_todays_date():
     assert run_key(QUERY, Selection.of(since="2024-11-26")) == \
         f"({QUERY}) AND submittedDate:[202411260000 TO 999912312359]"
     assert run_key(QUERY, Selection()) == QUERY
+
+
+def test_records_without_an_abstract_are_named_and_fail_the_run(library):
+    # The saved response of the sources tests, answered through httpx's own seam: its third entry has no abstract.
+    saved = (DATA / "arxiv_api.xml").read_bytes()
+    http = httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(200, content=saved)))
+    clock = FakeClock()
+    client = ArxivClient("https://arxiv.test/api/query", http=http, limiter=RateLimiter(clock=clock, sleep=clock.sleep))
+    report = library.fetch_arxiv("cat:cs.CL", client=client)
+    assert report.input_problems == ["arXiv API page from result 1: entry 3: missing 'abstract'"]
+    assert report.papers == 2 and not report.succeeded
 
 
 def test_a_refused_query_is_one_line(library):

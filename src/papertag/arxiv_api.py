@@ -114,7 +114,8 @@ class ArxivClient:
                  on_retry: Callable[[str], None] = lambda message: None):
         self.base_url = base_url
         self.on_retry = on_retry  # told each retry and its wait: a backoff can last minutes
-        self.http = http or httpx.Client(timeout=TIMEOUT_S, headers={"user-agent": "papertag (arXiv API client)"})
+        self.http = http or httpx.Client(timeout=TIMEOUT_S, follow_redirects=True,  # http:// is sent to https://
+                                         headers={"user-agent": "papertag (arXiv API client)"})
         self.limiter = limiter or RateLimiter()
         self.attempts = attempts
         self.page_size = page_size or PAGE_SIZE

@@ -60,7 +60,7 @@ def fetch_into(store: Store, client: ArxivClient, query: str, selection: Selecti
                                    paper_ids=[paper.id for paper in resolved.papers])
             store.release()  # readers may open the database while the next request waits its turn
             fetched.pages += 1
-            fetched.inputs.problems += [f"arXiv API results from {page.start}: {problem}"
+            fetched.inputs.problems += [f"arXiv API page from result {page.start + 1}: {problem}"
                                         for problem in page.parsed.problems]
             fetched.inputs.not_selected += page.parsed.not_selected
             on_page(page)

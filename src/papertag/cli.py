@@ -29,8 +29,8 @@ from .settings import Settings
 from .sources import FORMATS, Inputs, read_inputs
 from .text import clean_text
 
-if TYPE_CHECKING:  # the LLM stack (openai, instructor) is imported only by the commands that call a model
-    from .arxiv_api import Page
+if TYPE_CHECKING:  # the LLM stack (openai, instructor) is imported only by the commands that call a model, httpx
+    from .arxiv_api import Page  # only by those that fetch
     from .batch import CollectReport
     from .ingest import IngestReport
 
@@ -222,8 +222,8 @@ def ingest_command(
     selection = Selection.of(category, since, until)
     inputs = read_inputs(paths, input_format.value if input_format else None, selection)
     _announce(inputs, selection)
-    _tag_with_progress("ingest", functools.partial(library.ingest, inputs, concurrency=concurrency, force=force,
-                                         retry_failed=retry_failed), model, db, as_json, inputs.problems)
+    run = functools.partial(library.ingest, inputs, concurrency=concurrency, force=force, retry_failed=retry_failed)
+    _tag_with_progress("ingest", run, model, db, as_json, inputs.problems)
 
 
 def _announce(inputs: Inputs, selection: Selection) -> None:
@@ -321,9 +321,9 @@ def arxiv_command(
         problems.extend(inputs.problems)
         _announce(inputs, Selection.of(since=since, until=until))
 
-    _tag_with_progress("arxiv", functools.partial(library.fetch_arxiv, query, since=since, until=until, max_results=max_results,
-                                         arxiv_url=arxiv_url, on_page=on_page, on_fetched=on_fetched,
-                                         concurrency=concurrency), model, db, as_json, problems)
+    run = functools.partial(library.fetch_arxiv, query, since=since, until=until, max_results=max_results,
+                            arxiv_url=arxiv_url, on_page=on_page, on_fetched=on_fetched, concurrency=concurrency)
+    _tag_with_progress("arxiv", run, model, db, as_json, problems)
 
 
 def _progress() -> Progress:
