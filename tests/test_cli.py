@@ -40,7 +40,7 @@ def test_rerun_reports_everything_cached(fake_server, sample_path):
 
 
 def test_every_command_has_help():
-    for command in ("ingest", "summaries", "query", "search", "show", "tags", "export", "sql", "serve"):
+    for command in ("ingest", "arxiv", "summaries", "query", "search", "show", "tags", "export", "sql", "serve"):
         result = cli(command, "--help")
         assert result.exit_code == 0 and "Usage" in result.stdout
 

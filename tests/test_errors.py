@@ -4,7 +4,7 @@ import pytest
 
 from papertag import errors
 from papertag.errors import (BackendError, ConfigurationError, DatabaseBusy, DatabaseError, InputError, NotFound,
-                             PapertagError, http_status)
+                             PapertagError, SourceUnavailable, http_status)
 from papertag.queries import Reader
 from papertag.sources import make_paper
 from papertag.store import DatabaseBusy as StoreDatabaseBusy
@@ -13,7 +13,8 @@ from papertag.store import Store
 
 @pytest.mark.parametrize("error, status", [
     (InputError("bad"), 400), (NotFound("no paper"), 404), (DatabaseBusy("busy"), 503), (DatabaseError("broken"), 500),
-    (ConfigurationError("no key"), 500), (BackendError("502 from server"), 502), (PapertagError("other"), 500),
+    (ConfigurationError("no key"), 500), (BackendError("502 from server"), 502), (SourceUnavailable("arXiv API down"), 502),
+    (PapertagError("other"), 500),
 ])
 def test_http_status_per_kind(error, status):
     assert isinstance(error, PapertagError) and http_status(error) == status

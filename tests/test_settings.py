@@ -15,6 +15,7 @@ def test_defaults_without_variables():
     assert (settings.context_tokens, settings.timeout_s, settings.local_slots, settings.local_threads) == \
         (DEFAULT_CONTEXT_TOKENS, DEFAULT_TIMEOUT_S, None, None)
     assert settings.openai_api_key is None and settings.models_dir == Path.home() / ".cache" / "papertag" / "models"
+    assert settings.arxiv_url == "https://export.arxiv.org/api/query"
 
 
 def test_values_are_parsed_and_the_key_is_not_shown():
@@ -27,6 +28,7 @@ def test_values_are_parsed_and_the_key_is_not_shown():
 @pytest.mark.parametrize("name, value", [
     ("PAPERTAG_CONTEXT_TOKENS", "32k"), ("PAPERTAG_CONTEXT_TOKENS", "0"), ("PAPERTAG_TIMEOUT", "-1"),
     ("PAPERTAG_TIMEOUT", "nan"), ("PAPERTAG_TIMEOUT", "soon"), ("PAPERTAG_LOCAL_SLOTS", "0"), ("PAPERTAG_LOCAL_THREADS", "two"),
+    ("PAPERTAG_ARXIV_URL", "export.arxiv.org/api/query"), ("PAPERTAG_ARXIV_URL", "https://"),
 ])
 def test_bad_value_names_the_variable(name, value):
     with pytest.raises(ConfigurationError, match=name):
@@ -34,7 +36,8 @@ def test_bad_value_names_the_variable(name, value):
 
 
 @pytest.mark.parametrize("command", [["ingest", "{sample}", "--model", "openai:fake", "--base-url", "http://127.0.0.1:9/v1"],
-                                     ["batch", "status"], ["eval", "--model", "openai:fake"]])
+                                     ["batch", "status"], ["eval", "--model", "openai:fake"],
+                                     ["arxiv", "cat:cs.CL", "--model", "openai:fake", "--arxiv-url", "http://127.0.0.1:9/"]])
 def test_cli_bad_variable_is_one_line_exit_2_and_writes_nothing(command, sample_path, tmp_path, monkeypatch):
     monkeypatch.setenv("PAPERTAG_CONTEXT_TOKENS", "32k")
     result = CliRunner().invoke(app, [part.format(sample=sample_path) for part in command])

@@ -7,7 +7,7 @@ only by the methods that call a model."""
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, TextIO
@@ -20,12 +20,13 @@ from .errors import DatabaseError, InputError, PapertagError
 from .export import export_file, write_records, write_text_file
 from .prompts import Prompt, load_prompt
 from .queries import Reader
-from .settings import Settings
+from .settings import Settings, http_url
 from .selection import Selection
 from .sources import Format, Inputs, Source, read_inputs
 from .store import Store
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported by the methods that use them: the LLM stack, httpx and tenacity
+    from .arxiv_api import ArxivClient, Page
     from .batch import CollectReport, JobStatus, SubmitReport
     from .extract import Extraction
     from .ingest import IngestReport
@@ -89,14 +90,66 @@ class Library:
         """Tag every paper not yet tagged by this model and prompt: files ('-' is standard input), Paper objects, or
         Inputs already read; only those the selection wants (Selection.of(categories, since, until)), if given.
         Skipped input records are in report.input_problems; failed papers in report.failures."""
-        from .ingest import ingest
-
         options = self._options()  # a bad setting fails before any file is read or written
         inputs = sources if isinstance(sources, Inputs) else read_inputs(sources, input_format, selection)
         with Store(self.db) as store:
-            report = ingest(store, inputs.papers, spec=self.model, prompt=self.prompt, options=options,
-                            concurrency=concurrency, force=force, retry_failed_only=retry_failed,
-                            on_start=on_start, on_result=on_result, on_wait=on_wait, on_embed=on_embed)
+            return self._tag(store, inputs, options, concurrency=concurrency, force=force,
+                             retry_failed_only=retry_failed, on_start=on_start, on_result=on_result,
+                             on_wait=on_wait, on_embed=on_embed)
+
+    def fetch_arxiv(
+        self,
+        query: str,
+        *,
+        since: str | date | None = None,
+        until: str | date | None = None,
+        max_results: int | None = None,
+        arxiv_url: str | None = None,
+        client: ArxivClient | None = None,
+        on_page: Callable[[Page], None] = lambda page: None,
+        on_fetched: Callable[[Inputs], None] = lambda inputs: None,
+        **run: Any,
+    ) -> IngestReport:
+        """Ask the arXiv API for a query in its own syntax ("cat:cs.CL AND abs:benchmark"), newest submissions
+        first, at most max_results results, first published between since and until (YYYY-MM-DD, inclusive: sent
+        to the API and checked locally); then tag the papers like ingest(), whose keyword arguments (concurrency,
+        force, on_start, on_result, on_wait, on_embed) `run` passes on. on_page sees each page as it arrives,
+        on_fetched the papers once fetching is done; on_wait also hears of each retry.
+
+        At most one request every 3 seconds; 429 and 5xx answers and connection errors are retried (honouring
+        Retry-After), then SourceUnavailable. A run stopped while fetching or tagging resumes where it stopped
+        when called again with the same query (arxiv_fetch.py). The API's URL is arxiv_url, else the settings'
+        (PAPERTAG_ARXIV_URL); `client` replaces the HTTP client altogether (tests pass one with a fake clock)."""
+        from .arxiv_api import ArxivClient, search_query
+        from .arxiv_fetch import fetch_into
+
+        # Every option is checked before the database is opened or a request is made.
+        if max_results is not None and max_results < 1:
+            raise InputError(f"--max must be at least 1, not {max_results}")
+        options = self._options()
+        selection = Selection.of(since=since, until=until)
+        search_query(query, selection)  # a bad query fails here, before anything is written
+        url = http_url("--arxiv-url", arxiv_url) if arxiv_url else options.settings.arxiv_url
+        with ExitStack() as stack:
+            on_retry = run.get("on_wait", lambda message: None)
+            arxiv = client or stack.enter_context(closing(ArxivClient(url, on_retry=on_retry)))
+            store = stack.enter_context(Store(self.db))
+            fetched = fetch_into(store, arxiv, query, selection, max_results=max_results, on_page=on_page)
+            on_fetched(fetched.inputs)
+            report = self._tag(store, fetched.inputs, options, **run)
+            store.forget_arxiv_fetch(fetched.key)  # finished: the next run asks from the first page
+        report.new_or_changed += fetched.new_or_changed  # stored while fetching, so ingest found them unchanged
+        return report
+
+    def _tag(self, store: Store, inputs: Inputs, options: BackendOptions, **run: Any) -> IngestReport:
+        """ingest.ingest on papers already read: the one tagging path of ingest() and fetch_arxiv()."""
+        from .ingest import RunInterrupted, ingest
+
+        try:
+            report = ingest(store, inputs.papers, spec=self.model, prompt=self.prompt, options=options, **run)
+        except RunInterrupted as interrupted:
+            interrupted.report.input_problems = inputs.problems
+            raise
         report.input_problems = inputs.problems
         return report
 

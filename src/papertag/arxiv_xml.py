@@ -17,6 +17,7 @@ OAI = "{http://www.openarchives.org/OAI/2.0/}"
 OAI_ARXIV = "{http://arxiv.org/OAI/arXiv/}"
 OAI_ARXIV_RAW = "{http://arxiv.org/OAI/arXivRaw/}"
 ABS_URL = "https://arxiv.org/abs/{}"
+API_ERROR = "arXiv API error: "  # how an error entry is named among a response's problems
 
 
 def parse_xml(text: str, path: str) -> Element:
@@ -39,16 +40,18 @@ def _categories(primary: str | None, all_of_them: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(category for category in (primary, *all_of_them) if category))
 
 
-def parse_atom(text: str, parsed: ParsedFile) -> None:
+def parse_atom(text: str, parsed: ParsedFile) -> Element:
+    """The feed's entries into parsed; returns the feed, whose opensearch counts a fetch pages by."""
     root = parse_xml(text, parsed.path)
     if root.tag != f"{ATOM}feed":
         raise InputError(f"{parsed.path}: not an Atom feed (the root element is {_local(root.tag)!r}, not 'feed')")
-    parsed.query = next((link.get("href") for link in root.findall(f"{ATOM}link") if link.get("rel") == "self"), None)
+    # A fetch (arxiv_api.py) names its query itself, the same for every page; a saved response has its self link.
+    parsed.query = parsed.query or next((link.get("href") for link in root.findall(f"{ATOM}link") if link.get("rel") == "self"), None)
     for number, entry in enumerate(root.iter(f"{ATOM}entry"), start=1):
         where = f"entry {number}"
         entry_id = _text(entry, f"{ATOM}id") or ""
         if "/api/errors" in entry_id:  # the API reports a bad query as an entry
-            parsed.problems.append(f"{where}: arXiv API error: {_text(entry, f'{ATOM}summary') or 'no details'}")
+            parsed.problems.append(f"{where}: {API_ERROR}{_text(entry, f'{ATOM}summary') or 'no details'}")
             continue
         arxiv_id, version = parse_arxiv_id(entry_id)
         primary = entry.find(f"{ARXIV_ATOM}primary_category")
@@ -64,6 +67,7 @@ def parse_atom(text: str, parsed: ParsedFile) -> None:
             url=links.get("alternate") or (ABS_URL.format(arxiv_id) if arxiv_id else None),
             venue=_text(entry, f"{ARXIV_ATOM}journal_ref"),
         )
+    return root
 
 
 def parse_oai(text: str, parsed: ParsedFile) -> None:

@@ -9,7 +9,7 @@ import signal
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional
 
 import typer
 from rich.console import Console
@@ -26,10 +26,11 @@ from .redact import redact
 from .schema import DOMAINS
 from .selection import Selection
 from .settings import Settings
-from .sources import FORMATS, read_inputs
+from .sources import FORMATS, Inputs, read_inputs
 from .text import clean_text
 
-if TYPE_CHECKING:  # the LLM stack (openai, instructor) is imported only by the commands that call a model
+if TYPE_CHECKING:  # the LLM stack (openai, instructor) is imported only by the commands that call a model, httpx
+    from .arxiv_api import Page  # only by those that fetch
     from .batch import CollectReport
     from .ingest import IngestReport
 
@@ -53,6 +54,13 @@ err = Console(stderr=True, soft_wrap=True, emoji=False)
 DbOption = Annotated[Path, typer.Option("--db", envvar="PAPERTAG_DB", help="DuckDB file.", show_default=True)]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
 DEFAULT_DB = Path("papertag.duckdb")
+# The model options of the commands that tag (ingest, arxiv).
+ModelOption = Annotated[str, typer.Option("--model", "-m", envvar="PAPERTAG_MODEL",
+    help="local (Qwen2.5-Coder-1.5B, embedded), local:fast (0.5B), local:/path/model.gguf, or openai:<model>.")]
+BaseUrlOption = Annotated[Optional[str], typer.Option("--base-url",
+    help="OpenAI-compatible server for openai:<model> (vLLM, Ollama, llama-server). Default: OPENAI_BASE_URL or OpenAI.")]
+ConcurrencyOption = Annotated[Optional[int], typer.Option("--concurrency", min=1,
+    help="Papers in flight at once. Default: the backend's (8 for remote servers, the local model's slots).")]
 
 PATHS_HELP = ("Files of abstracts: saved listing pages (.txt), JSONL, CSV, arXiv API (Atom) or OAI-PMH XML, the arXiv "
               "metadata snapshot, BibTeX/BibLaTeX, Semantic Scholar JSON; - reads standard input.")
@@ -189,13 +197,10 @@ def _cell_lines(values: list[str]) -> str:
 @friendly_errors
 def ingest_command(
     paths: Annotated[list[Path], typer.Argument(help=PATHS_HELP)],
-    model: Annotated[str, typer.Option("--model", "-m", envvar="PAPERTAG_MODEL",
-        help="local (Qwen2.5-Coder-1.5B, embedded), local:fast (0.5B), local:/path/model.gguf, or openai:<model>.")] = DEFAULT_MODEL_SPEC,
-    base_url: Annotated[Optional[str], typer.Option("--base-url",
-        help="OpenAI-compatible server for openai:<model> (vLLM, Ollama, llama-server). Default: OPENAI_BASE_URL or OpenAI.")] = None,
+    model: ModelOption = DEFAULT_MODEL_SPEC,
+    base_url: BaseUrlOption = None,
     input_format: Annotated[Optional[InputFormat], typer.Option("--format", help="Input format; default: by extension, then by content.")] = None,
-    concurrency: Annotated[Optional[int], typer.Option("--concurrency", min=1,
-        help="Papers in flight at once. Default: the backend's (8 for remote servers, the local model's slots).")] = None,
+    concurrency: ConcurrencyOption = None,
     force: Annotated[bool, typer.Option("--force", help="Extract again even if this model and prompt already did.")] = False,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Only retry the papers whose extraction failed before.")] = False,
     category: Annotated[Optional[list[str]], typer.Option("--category", metavar="CAT",
@@ -216,14 +221,28 @@ def ingest_command(
     library = Library(db, model=model, base_url=base_url, settings=Settings.from_env())
     selection = Selection.of(category, since, until)
     inputs = read_inputs(paths, input_format.value if input_format else None, selection)
+    _announce(inputs, selection)
+    run = functools.partial(library.ingest, inputs, concurrency=concurrency, force=force, retry_failed=retry_failed)
+    _tag_with_progress("ingest", run, model, db, as_json, inputs.problems)
+
+
+def _announce(inputs: Inputs, selection: Selection) -> None:
+    """The input records skipped, and what the selection left out."""
     for problem in inputs.problems:
         err.print(f"[yellow]skipped[/yellow] {shown(problem)}", highlight=False)
     if not selection.everything:
         err.print(f"selected {len(inputs.papers):,} papers; {inputs.not_selected:,} left out by --category, --since "
                   "or --until", highlight=False)
+
+
+def _tag_with_progress(command: str, run: Callable[..., IngestReport], model: str, db: Path, as_json: bool,
+                       input_problems: list[str]) -> None:
+    """A tagging run (ingest, arxiv) with its progress bar, report and exit code: 0 when every paper succeeded, 1
+    when any failed or input records were skipped, 130 on Ctrl-C after saving what finished. `run` takes the
+    callbacks; input_problems is the list the run's skipped records are (or will be) in."""
     from .ingest import IngestReport, RunInterrupted
 
-    report = IngestReport(input_problems=inputs.problems)
+    report = IngestReport(input_problems=input_problems)
     progress = _progress()
     task = progress.add_task("extracting", total=None, ok=0, failed=0, tokens=0)
 
@@ -236,29 +255,75 @@ def ingest_command(
     with OrderlyStop() as stop:
         try:
             try:
-                report = library.ingest(
-                    inputs, concurrency=concurrency, force=force, retry_failed=retry_failed,
+                report = run(
                     on_start=on_start, on_result=lambda result: _advance(progress, task, result),
                     on_wait=lambda message: progress.console.print(f"[yellow]waiting[/yellow] {shown(message)}"),
                     # Embedding takes about 0.1-0.2 s per new paper after the bar is full: say what the wait is.
                     on_embed=lambda count: progress.console.print(f"embedding {count} papers for 'papertag similar'"),
                 )
             finally:
-                progress.stop()
+                if progress.live.is_started:  # stopping a bar never shown prints an empty line
+                    progress.stop()
         except RunInterrupted as interrupted:
             report = interrupted.report
-            report.input_problems = inputs.problems
+            report.input_problems = input_problems
         except BaseException as error:
             if stop.signal is None and not isinstance(error, KeyboardInterrupt):
                 raise
             report.interrupted = True  # before the model ran, or inside a DuckDB call ("Query interrupted")
         if report.interrupted:
-            _print_report(report, db, as_json)
+            _print_report(command, report, db, as_json)
             err.print(stop.message(f"{report.extracted + report.failed} finished papers are saved"))
             stop.leave()
-    _print_report(report, db, as_json)
+    _print_report(command, report, db, as_json)
     if not report.succeeded:
         raise typer.Exit(1)
+
+
+@app.command("arxiv")
+@friendly_errors
+def arxiv_command(
+    query: Annotated[str, typer.Argument(metavar="QUERY", help="A search in the arXiv API's own syntax: 'cat:cs.CL AND abs:benchmark', "
+        "'au:hinton', 'ti:\"speech translation\"' (fields ti, au, abs, cat, all; AND, OR, ANDNOT).")],
+    since: Annotated[Optional[str], typer.Option("--since", metavar="YYYY-MM-DD",
+        help="Only papers first submitted on or after this day (sent to the API, and checked on what it returns).")] = None,
+    until: Annotated[Optional[str], typer.Option("--until", metavar="YYYY-MM-DD",
+        help="Only papers first submitted on or before this day.")] = None,
+    max_results: Annotated[Optional[int], typer.Option("--max", min=1, metavar="N",
+        help="Ask for at most N results, newest submissions first. Default: every result of the query.")] = None,
+    arxiv_url: Annotated[Optional[str], typer.Option("--arxiv-url", metavar="URL",
+        help="The arXiv API's query URL. Default: PAPERTAG_ARXIV_URL or https://export.arxiv.org/api/query.")] = None,
+    model: ModelOption = DEFAULT_MODEL_SPEC,
+    base_url: BaseUrlOption = None,
+    concurrency: ConcurrencyOption = None,
+    db: DbOption = DEFAULT_DB,
+    as_json: JsonOption = False,
+) -> None:
+    """Fetch papers from the arXiv API and tag them like ingest.
+
+    Results come newest first, 100 a request, at most one request every 3 seconds (arXiv's terms of use);
+    429 and 5xx answers and connection errors are retried, honouring Retry-After. Each page's papers are stored as
+    it arrives: run the same command again after Ctrl-C or an error and it fetches only the pages still missing,
+    and sends the model only the papers not yet tagged (a paper's arXiv id and version already stored with its
+    text costs nothing). Each paper's source is the API's URL and the query.
+    Exit code: 0 when every paper succeeded, 1 when any failed or records were skipped, 2 on a bad query or when
+    the API keeps failing, 130 on Ctrl-C.
+    """
+    library = Library(db, model=model, base_url=base_url, settings=Settings.from_env())
+    problems: list[str] = []
+
+    def on_page(page: Page) -> None:
+        total = f" of {page.total_results:,}" if page.total_results is not None else ""
+        err.print(f"fetched results {page.start + 1:,}-{page.start + page.entries:,}{total} from arXiv",
+                  highlight=False)
+
+    def on_fetched(inputs: Inputs) -> None:
+        problems.extend(inputs.problems)
+        _announce(inputs, Selection.of(since=since, until=until))
+
+    run = functools.partial(library.fetch_arxiv, query, since=since, until=until, max_results=max_results,
+                            arxiv_url=arxiv_url, on_page=on_page, on_fetched=on_fetched, concurrency=concurrency)
+    _tag_with_progress("arxiv", run, model, db, as_json, problems)
 
 
 def _progress() -> Progress:
@@ -288,12 +353,12 @@ def _advance(progress: Progress, task, result) -> None:
     )
 
 
-def _print_report(report: IngestReport, db: Path, as_json: bool) -> None:
+def _print_report(command: str, report: IngestReport, db: Path, as_json: bool) -> None:
     data = report.as_dict() | {"db": str(db)}
     if as_json:
         print_json(data)
         return
-    table = Table(title="papertag ingest", show_header=False)
+    table = Table(title=f"papertag {command}", show_header=False)
     labels = {"seconds_per_paper": "seconds per paper (wall)", "mean_request_seconds": "mean request latency"}
     for key in ("papers", "cached", "rechecked", "extracted", "failed", "truncated", "dropped_tags", "skipped_input_lines",
                 "tokens_per_paper", "seconds_per_paper", "mean_request_seconds", "embedded", "wall_seconds", "db"):

@@ -30,6 +30,10 @@ class BackendError(PapertagError):
     """The model server failed or refused us as a whole (not one paper: those are stored as failed)."""
 
 
+class SourceUnavailable(PapertagError):
+    """A remote source of papers (the arXiv API) kept failing after its retries; what was fetched is kept."""
+
+
 # Most specific first: the first class the error is an instance of decides.
 HTTP_STATUS: list[tuple[type[PapertagError], int]] = [
     (NotFound, 404),
@@ -38,6 +42,7 @@ HTTP_STATUS: list[tuple[type[PapertagError], int]] = [
     (DatabaseError, 500),
     (ConfigurationError, 500),
     (BackendError, 502),
+    (SourceUnavailable, 502),
 ]
 
 

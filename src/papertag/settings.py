@@ -12,6 +12,7 @@ from typing import Callable, Mapping, TypeVar
 from .errors import ConfigurationError
 
 DEFAULT_TIMEOUT_S = 600.0
+DEFAULT_ARXIV_URL = "https://export.arxiv.org/api/query"
 DEFAULT_CONTEXT_TOKENS = 32768  # what an OpenAI-compatible server is assumed to take per request
 
 T = TypeVar("T")
@@ -26,6 +27,7 @@ class Settings:
     local_slots: int | None = None  # PAPERTAG_LOCAL_SLOTS; None: chosen by the run's size (backends/local.py)
     local_threads: int | None = None  # PAPERTAG_LOCAL_THREADS; None: every core
     cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "papertag")  # PAPERTAG_CACHE_DIR
+    arxiv_url: str = DEFAULT_ARXIV_URL  # PAPERTAG_ARXIV_URL; --arxiv-url wins over it
 
     @property
     def models_dir(self) -> Path:
@@ -51,7 +53,15 @@ class Settings:
             local_slots=read("PAPERTAG_LOCAL_SLOTS", _positive_int, None),
             local_threads=read("PAPERTAG_LOCAL_THREADS", _positive_int, None),
             cache_dir=read("PAPERTAG_CACHE_DIR", lambda name, value: Path(value).expanduser(), defaults.cache_dir),
+            arxiv_url=read("PAPERTAG_ARXIV_URL", http_url, defaults.arxiv_url),
         )
+
+
+def http_url(name: str, value: str) -> str:
+    """An http(s) URL, checked before any request is made; `name` is the variable or option it came from."""
+    if not value.startswith(("http://", "https://")) or len(value.split("://", 1)[1].strip("/")) == 0:
+        raise ConfigurationError(f"{name} must be an http:// or https:// URL, not {value[:60]!r}")
+    return value
 
 
 def _positive_int(name: str, value: str) -> int:

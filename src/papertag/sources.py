@@ -312,7 +312,7 @@ def _add_record(record: object, where: str, parsed: ParsedFile) -> None:
     add_record(parsed, where, record.get("title"), record.get("abstract"), record.get("id"))
 
 
-PARSERS: dict[str, Callable[[str, ParsedFile], None]] = {
+PARSERS: dict[str, Callable[[str, ParsedFile], object]] = {
     "listing": _parse_listing, "jsonl": _parse_jsonl, "csv": _parse_csv, "arxiv-atom": parse_atom,
     "arxiv-oai": parse_oai, "bibtex": parse_bibtex, "semantic-scholar": parse_semantic_scholar,
 }

@@ -161,6 +161,19 @@ MIGRATIONS: list[str] = [
     # 7: paper metadata from the richer sources (arXiv, BibTeX, Semantic Scholar), all NULL for older rows, and
     # the domain the arXiv categories point to (category_domains.py), a second opinion next to the model's.
     "".join(f"ALTER TABLE papers ADD COLUMN {name} {sql_type};\n" for name, sql_type in PAPER_METADATA_COLUMNS.items()),
+    # 8: 'papertag arxiv' runs not yet finished (arxiv_fetch.py): how far the pages got, and the papers they gave,
+    # so a run stopped by Ctrl-C or a failing API resumes where it stopped. The row goes when the run finishes.
+    """
+    CREATE TABLE arxiv_fetches (
+        run_key VARCHAR PRIMARY KEY,            -- the search query and its dates (arxiv_fetch.run_key)
+        next_start INTEGER NOT NULL,            -- results received so far: where the next page starts
+        total_results INTEGER,                  -- opensearch:totalResults of the last page
+        exhausted BOOLEAN NOT NULL,             -- an empty page or totalResults reached: nothing more to ask
+        paper_ids VARCHAR[] NOT NULL,           -- the stored papers the pages gave, in order
+        started_at TIMESTAMP NOT NULL,
+        updated_at TIMESTAMP NOT NULL
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 # An extraction is reused only if all of these match; the paper id and its text hash say which text it describes.
@@ -642,11 +655,33 @@ class Store:
         return set(rows)
 
     def papers_by_id(self, ids: list[str]) -> dict[str, Paper]:
-        """The stored papers with these ids, as they are now."""
+        """The stored papers with these ids, as they are now, metadata included."""
         rows = rows_as_dicts(self.con.execute(
-            "SELECT id, title, abstract, source, content_hash FROM papers WHERE id IN (SELECT unnest(?))", [ids]
+            f"SELECT {PAPER_COLUMNS} FROM papers WHERE id IN (SELECT unnest(?))", [ids]
         ))
-        return {row["id"]: Paper(**row) for row in rows}
+        return {row["id"]: stored_paper(row) for row in rows}
+
+    # 'papertag arxiv' runs (arxiv_fetch.py): how far an unfinished one got.
+
+    def arxiv_fetch(self, run_key: str) -> dict[str, Any] | None:
+        rows = rows_as_dicts(self.con.execute("SELECT * FROM arxiv_fetches WHERE run_key = ?", [run_key]))
+        return rows[0] if rows else None
+
+    def save_arxiv_fetch(self, run_key: str, *, next_start: int, total_results: int | None, exhausted: bool,
+                         paper_ids: list[str]) -> None:
+        """Remember one more page: its papers are stored already (add_papers), so a resumed run starts after it."""
+        now = _now()
+        self.con.execute(
+            """INSERT INTO arxiv_fetches VALUES (?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (run_key) DO UPDATE SET next_start = excluded.next_start,
+                   total_results = excluded.total_results, exhausted = excluded.exhausted,
+                   paper_ids = list_concat(arxiv_fetches.paper_ids, excluded.paper_ids), updated_at = excluded.updated_at""",
+            [run_key, next_start, total_results, exhausted, paper_ids, now, now],
+        )
+
+    def forget_arxiv_fetch(self, run_key: str) -> None:
+        """The run finished: the next one with this query asks the API from the first page (for newer papers)."""
+        self.con.execute("DELETE FROM arxiv_fetches WHERE run_key = ?", [run_key])
 
 
 def stored_paper(row: dict[str, Any]) -> Paper:
