@@ -27,6 +27,7 @@ import pytest
 from fake_openai import FakeOpenAI, default_responder
 from papertag.queries import Reader
 from papertag.store import SCHEMA_VERSION, Store
+from old_schema import rewind_schema
 from reliability import lost_papers, record
 
 READERS = [
@@ -283,8 +284,7 @@ def test_papertag_databases_from_before_the_mark_still_open(tmp_path, fake_serve
     """A database written before the mark existed (schema 3) is recognised by its tables and upgraded."""
     db = tmp_path / "old.duckdb"
     with Store(db) as store:
-        store.con.execute("COMMENT ON TABLE schema_migrations IS NULL; DELETE FROM schema_migrations WHERE version >= 4; "
-                          "DROP TABLE paper_vectors")  # as schema 3 left it
+        rewind_schema(store.con, 3)  # as schema 3 left it
     result = subprocess.run(papertag("ingest", str(sample_path), "--db", str(db), "--model", "openai:fake",
                                      "--base-url", fake_server.base_url), capture_output=True, text=True,
                             env=child_env(), timeout=120)

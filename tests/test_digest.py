@@ -23,7 +23,9 @@ from papertag.extract import Extraction
 from papertag.prompts import load_prompt
 from papertag.schema import PaperTags
 from papertag.sources import make_paper
-from papertag.store import PAPER_METADATA_COLUMNS, Store
+from papertag.store import Store
+
+from old_schema import rewind_schema
 
 HOSTILE = '<script>alert(1)</script> & "quoted" <img src=x onerror=alert(2)> [link](javascript:alert(3)) *bold*'
 DAY_1 = datetime(2026, 11, 25, 9, 0)
@@ -236,10 +238,7 @@ def test_markdown_text_cannot_start_a_block():
 def test_database_from_before_the_digest(db):
     """A database last written before migration 6: --since only reads it; the first remembered digest migrates it."""
     with duckdb.connect(str(db)) as con:  # back to schema 5: no digests table, no paper metadata
-        con.execute("DROP TABLE digests")
-        for column in PAPER_METADATA_COLUMNS:
-            con.execute(f"ALTER TABLE papers DROP COLUMN {column}")
-        con.execute("DELETE FROM schema_migrations WHERE version >= 6")
+        rewind_schema(con, 5)
     assert json.loads(digest(db, "--json", "--since", "2026-11-01").stdout)["papers"] == 4
     assert json.loads(digest(db, "--json").stdout)["papers"] == 4
     assert json.loads(digest(db, "--json").stdout)["papers"] == 0

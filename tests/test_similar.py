@@ -14,6 +14,8 @@ from papertag.embed import MODEL_NAME, ONNX_MODEL, Embedder, PackagedFile
 from papertag.errors import DatabaseError, NotFound, PapertagError
 from papertag.queries import Reader
 
+from old_schema import rewind_schema
+
 runner = CliRunner()
 
 PAPERS = [
@@ -163,7 +165,7 @@ def test_database_from_before_similar_is_upgraded_by_embed(fake_server, tmp_path
     ingest(fake_server, write_papers(tmp_path / "papers.jsonl", PAPERS))
     db = tmp_path / "papertag.duckdb"
     with duckdb.connect(str(db)) as con:  # schema 4: no vector table yet
-        con.execute("DROP TABLE paper_vectors; DELETE FROM schema_migrations WHERE version = 5")
+        rewind_schema(con, 4)
     result = cli("similar", "protein-a")
     assert result.exit_code == 2 and "papertag embed" in result.stderr and "Traceback" not in result.output
     assert json.loads(cli("embed", "--json").stdout)["embedded"] == 4

@@ -89,6 +89,8 @@ def make_paper(title: str, abstract: str, source: str, given_id: object = None, 
     # printable left is no id.
     paper_id = "" if given_id is None else clean_text(str(given_id))
     paper_id = paper_id or metadata.get("arxiv_id") or metadata.get("doi") or digest[:16]
+    # The source is a file name or a query, exported and shown like the text: a hostile file name carries escapes.
+    source = clean_text(source)
     return Paper(id=paper_id, title=title, abstract=abstract, source=source, content_hash=digest, **metadata)
 
 
