@@ -77,6 +77,15 @@ def test_paper_links_only_for_arxiv_ids():
         assert paper_link({"id": paper_id}) is None
 
 
+def test_paper_links_prefer_stored_metadata():
+    """A stored http(s) URL comes first, then a stored arXiv id; a URL of any other scheme is never a link."""
+    assert paper_link({"id": "doi-1", "url": "https://aclanthology.org/2024.acl-1.1"}) == "https://aclanthology.org/2024.acl-1.1"
+    assert paper_link({"id": "my-id", "url": None, "arxiv_id": "2401.01234"}) == "https://arxiv.org/abs/2401.01234"
+    assert paper_link({"id": "my-id", "url": "javascript:alert(1)", "arxiv_id": None}) is None
+    assert paper_link({"id": "my-id", "url": "javascript:alert(1)", "arxiv_id": "2401.01234"}) == \
+        "https://arxiv.org/abs/2401.01234"
+
+
 def test_markdown_groups_by_domain_with_summary_benchmarks_and_links(db):
     result = digest(db, "--since", "2026-11-01")
     assert result.exit_code == 0, result.output

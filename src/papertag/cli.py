@@ -62,6 +62,12 @@ BaseUrlOption = Annotated[Optional[str], typer.Option("--base-url",
 ConcurrencyOption = Annotated[Optional[int], typer.Option("--concurrency", min=1,
     help="Papers in flight at once. Default: the backend's (8 for remote servers, the local model's slots).")]
 
+# --since/--until of the commands that select by publication day (ingest, query); arxiv's mean submission day.
+SinceOption = Annotated[Optional[str], typer.Option("--since", metavar="YYYY-MM-DD",
+    help="Only papers first published (the first arXiv version's date, not update_date) on or after this day.")]
+UntilOption = Annotated[Optional[str], typer.Option("--until", metavar="YYYY-MM-DD",
+    help="Only papers first published (the first arXiv version's date) on or before this day.")]
+
 PATHS_HELP = ("Files of abstracts: saved listing pages (.txt), JSONL, CSV, arXiv API (Atom) or OAI-PMH XML, the arXiv "
               "metadata snapshot, BibTeX/BibLaTeX, Semantic Scholar JSON; - reads standard input.")
 InputFormat = Enum("InputFormat", {name: name for name in FORMATS}, type=str)
@@ -206,10 +212,8 @@ def ingest_command(
     category: Annotated[Optional[list[str]], typer.Option("--category", metavar="CAT",
         help="Only papers with this arXiv category among theirs (cs.CL), or any category of an archive (cs); "
              "repeat for any of several. Applied while reading, so a snapshot is filtered as it streams.")] = None,
-    since: Annotated[Optional[str], typer.Option("--since", metavar="YYYY-MM-DD",
-        help="Only papers first published (the first arXiv version's date, not update_date) on or after this day.")] = None,
-    until: Annotated[Optional[str], typer.Option("--until", metavar="YYYY-MM-DD",
-        help="Only papers first published (the first arXiv version's date) on or before this day.")] = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
     db: DbOption = DEFAULT_DB,
     as_json: JsonOption = False,
 ) -> None:
@@ -392,10 +396,8 @@ def query(
     task: Annotated[Optional[str], typer.Option(help="Part of a task phrase, e.g. 'skill discovery'.")] = None,
     method: Annotated[Optional[str], typer.Option(help="Part of a method name, e.g. 'lora'.")] = None,
     domain: Annotated[Optional[DomainChoice], typer.Option(help="Exactly one domain.")] = None,
-    since: Annotated[Optional[str], typer.Option("--since", metavar="YYYY-MM-DD",
-        help="Papers first published (the first arXiv version's date) on or after this day.")] = None,
-    until: Annotated[Optional[str], typer.Option("--until", metavar="YYYY-MM-DD",
-        help="Papers first published on or before this day.")] = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
     author: Annotated[Optional[str], typer.Option(help="Part of an author's name; case and accents are ignored.")] = None,
     category: Annotated[Optional[str], typer.Option(metavar="CAT",
         help="An arXiv category among the paper's (cs.CL), or an archive (cs).")] = None,
@@ -570,7 +572,7 @@ def digest(
 
     A paper counts as added when its first good extraction is stored, so a paper that failed is added once it is tagged.
     A re-tag by another model or prompt does not add it again; ingest --force replaces the stored extraction, so it does.
-    Papers with an arXiv id link to arxiv.org/abs/ID.
+    Each paper links to its stored URL, else to arxiv.org/abs/ID when it has an arXiv id.
 
     Without --since: the papers added since the last digest made without --since (the first time: all of them).
     Once the digest is written, where it stopped is remembered in the database; an empty digest leaves that as it was.

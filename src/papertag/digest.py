@@ -33,9 +33,13 @@ ARXIV_ID = re.compile(r"(?:\d{4}\.\d{4,5}|[a-z]+(?:-[a-z]+)*(?:\.[A-Z]{2})?/\d{7
 
 
 def paper_link(paper: dict[str, Any]) -> str | None:
-    """The page a digest links a paper to: arXiv's abstract page when its id is an arXiv id, else none.
-    (Once papers store their own URL, that comes first, here.)"""
-    return f"https://arxiv.org/abs/{paper['id']}" if ARXIV_ID.fullmatch(paper["id"]) else None
+    """The page a digest links a paper to: its stored URL (http or https only: a source's `javascript:` must not
+    become a link), else arXiv's abstract page for its stored arXiv id or an id that is one, else none."""
+    url = paper.get("url") or ""
+    if url.startswith(("https://", "http://")):
+        return url
+    arxiv_id = paper.get("arxiv_id") or (paper["id"] if ARXIV_ID.fullmatch(paper["id"]) else None)
+    return f"https://arxiv.org/abs/{arxiv_id}" if arxiv_id else None
 
 
 def parse_since(since: datetime | date | str) -> datetime:

@@ -387,8 +387,8 @@ class Store:
             return Resolved([])
         keys = pa.table({
             "id": [p.id for p in papers], "arxiv_id": [p.arxiv_id for p in papers], "doi": [p.doi for p in papers],
-            "title_key": [p.title for p in papers],
-        }, schema=pa.schema([(name, pa.string()) for name in ("id", "arxiv_id", "doi", "title_key")]))
+            "title": [p.title for p in papers],
+        }, schema=pa.schema([(name, pa.string()) for name in ("id", "arxiv_id", "doi", "title")]))
         with self._registered(incoming_keys=keys):
             rows = rows_as_dicts(self.con.execute(
                 f"""SELECT {PAPER_COLUMNS} FROM papers
@@ -396,7 +396,7 @@ class Store:
                        OR arxiv_id IN (SELECT arxiv_id FROM incoming_keys)
                        OR doi IN (SELECT doi FROM incoming_keys)
                        OR {TITLE_KEY_SQL.format(column='title')} IN
-                          (SELECT {TITLE_KEY_SQL.format(column='title_key')} FROM incoming_keys)
+                          (SELECT {TITLE_KEY_SQL.format(column='title')} FROM incoming_keys)
                     ORDER BY added_at, id"""
             ))
         return resolve(papers, [stored_paper(row) for row in rows])
