@@ -41,3 +41,12 @@ def test_bad_dates_are_one_line_errors(fake_server):
         result = cli(*args)
         assert result.exit_code == 2 and "is not a date (use YYYY-MM-DD)" in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_broken_bibtex_is_one_line(fake_server, tmp_path):
+    """bibtexparser's own warning about the broken block is not printed next to papertag's line."""
+    broken = tmp_path / "broken.bib"
+    broken.write_text("@article{x, title={T}\n")
+    result = ingest(fake_server, broken)
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [f"error: {broken}: no abstracts found (line 1: broken BibTeX entry, skipped)"]

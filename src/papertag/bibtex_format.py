@@ -3,12 +3,18 @@ without an abstract is skipped and named; LaTeX markup ({BERT}, M{\\"u}ller, \\&
 
 from __future__ import annotations
 
+import logging
+
 import bibtexparser
 from pylatexenc.latex2text import LatexNodes2Text
 from pylatexenc.latexwalker import LatexWalkerError
 
 from .records import ParsedFile, add_record, day_of, parse_arxiv_id
 from .text import clean_text
+
+# bibtexparser logs each broken block at WARNING on stderr; papertag names it once, as a skipped record.
+logging.getLogger("bibtexparser").addHandler(logging.NullHandler())
+logging.getLogger("bibtexparser").propagate = False
 
 MONTHS = {name: number for number, name in enumerate(
     ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), start=1)}
