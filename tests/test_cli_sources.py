@@ -1,6 +1,8 @@
 """The command line over the richer sources: ingest's selection options, query's metadata filters, show's metadata."""
 
 import json
+import subprocess
+import sys
 
 from test_cli import cli, ingest
 from test_sources_formats import DATA
@@ -47,6 +49,9 @@ def test_broken_bibtex_is_one_line(fake_server, tmp_path):
     """bibtexparser's own warning about the broken block is not printed next to papertag's line."""
     broken = tmp_path / "broken.bib"
     broken.write_text("@article{x, title={T}\n")
-    result = ingest(fake_server, broken)
-    assert result.exit_code == 2
+    # A real process: under pytest, log records go to pytest's handler, not to the stderr a user sees.
+    result = subprocess.run([sys.executable, "-m", "papertag", "ingest", str(broken), "--db", str(tmp_path / "t.duckdb"),
+                             "--model", "openai:fake", "--base-url", fake_server.base_url],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"error: {broken}: no abstracts found (line 1: broken BibTeX entry, skipped)"]
