@@ -30,19 +30,19 @@ GENERIC_METHODS = {"transformer", "transformers", "finetuning", "deeplearning", 
                    "llms", "largelanguagemodels", "largelanguagemodel", "machinelearning", "deepneuralnetworks"}
 
 
-def stored_answers(db: Path, model: str, prompt_version: str) -> dict[str, str]:
-    """paper id -> the newest raw answer this model gave under this prompt version."""
+def stored_answers(db: Path, model: str, prompt_version: str) -> dict[str, tuple[str, dict | None]]:
+    """paper id -> the newest raw answer this model gave under this prompt version, with its domain probabilities."""
     con = duckdb.connect(str(db), read_only=True)
     try:
         rows = con.execute(
-            """SELECT paper_id, raw_response FROM extractions
+            """SELECT paper_id, raw_response, domain_scores FROM extractions
                WHERE model = ? AND prompt_version = ? AND raw_response IS NOT NULL
                QUALIFY row_number() OVER (PARTITION BY paper_id ORDER BY id DESC) = 1""",
             [model, prompt_version],
         ).fetchall()
     finally:
         con.close()
-    return dict(rows)
+    return {paper_id: (raw, json.loads(scores) if scores else None) for paper_id, raw, scores in rows}
 
 
 @contextmanager
@@ -68,7 +68,7 @@ def predictions(gold, answers, name: str) -> dict[str, dict | None]:
     result = {}
     with variant(name):
         for item in gold:
-            raw = answers.get(item.paper.id)
+            raw, domain_scores = answers.get(item.paper.id, (None, None))
             if raw is None:
                 result[item.paper.id] = None
                 continue
@@ -77,12 +77,14 @@ def predictions(gold, answers, name: str) -> dict[str, dict | None]:
             except ValueError:
                 tags = PaperTags.model_construct(**json.loads(raw))  # an answer to an older, looser schema
             if name != "validated only":
-                tags, _ = finish(tags, item.paper.title, item.paper.abstract)
+                calibrated = VARIANTS.index(name) >= VARIANTS.index("+ domain calibrated by the model's probabilities")
+                tags, _ = finish(tags, item.paper.title, item.paper.abstract, domain_scores if calibrated else None)
             result[item.paper.id] = tags.model_dump()
     return result
 
 
-VARIANTS = ("validated only", "grounding v2 rules", "+ benchmark shape rules, generic tasks", "+ domain cues (current)")
+VARIANTS = ("validated only", "grounding v2 rules", "+ benchmark shape rules, generic tasks",
+            "+ domain calibrated by the model's probabilities", "+ domain cues (current)")
 
 
 def error_categories(gold, predicted) -> collections.Counter:

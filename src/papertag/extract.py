@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from .backends import Endpoint
+from .domain_logprobs import TOP_LOGPROBS, domain_probabilities
 from .domains import refine_domain
 from .errors import BackendError
 from .grounding import ground
@@ -54,6 +55,7 @@ class Extraction:
     truncated: bool
     error: str | None = None
     dropped: list[str] = field(default_factory=list)  # "kind: value" removed by grounding
+    domain_scores: dict[str, float] | None = None  # the model's probability per domain, where the server gave logprobs
 
     @property
     def ok(self) -> bool:
@@ -270,6 +272,7 @@ class Extractor:
             wait=self._wait,
             reraise=True,
         )
+        scored = {"logprobs": True, "top_logprobs": TOP_LOGPROBS} if self.endpoint.logprobs else {}
         try:
             tags, completion = retrying(
                 self._create,
@@ -278,17 +281,21 @@ class Extractor:
                 response_model=RESPONSE_MODEL,
                 max_retries=self.validation_retries,
                 **chat_arguments(self.prompt, paper.title, abstract),
+                **scored,
             )
         except Exception as error:  # recorded per paper; the run goes on, unless the key is wrong
             self.key_check.saw_failure(error)
             return Extraction(paper, None, None, 0, 0, time.perf_counter() - started, truncated, describe(error))
         self.key_check.saw_success()
         usage = completion.usage
-        tags, dropped = finish(tags, paper.title, abstract)
+        logprobs = completion.choices[0].logprobs
+        domain_scores = domain_probabilities(logprobs.content if logprobs else None)
+        tags, dropped = finish(tags, paper.title, abstract, domain_scores)
         return Extraction(
             paper=paper,
             tags=tags,
             dropped=dropped,
+            domain_scores=domain_scores,
             raw_response=completion.choices[0].message.content,
             prompt_tokens=usage.prompt_tokens if usage else 0,
             completion_tokens=usage.completion_tokens if usage else 0,
@@ -297,28 +304,30 @@ class Extractor:
         )
 
 
-def finish(tags: PaperTags, title: str, abstract: str) -> tuple[PaperTags, list[str]]:
-    """The model's answer grounded in the abstract and its domain checked against the text's cues, with what was
-    removed or replaced ("kind: value")."""
+def finish(tags: PaperTags, title: str, abstract: str,
+           domain_scores: dict[str, float] | None = None) -> tuple[PaperTags, list[str]]:
+    """The model's answer grounded in the abstract and its domain checked against its own probabilities and the
+    text's cues, with what was removed or replaced ("kind: value")."""
     tags, dropped = ground(tags, title, abstract)
-    domain = refine_domain(tags.domain, title, abstract)
+    domain = refine_domain(tags.domain, title, abstract, domain_scores)
     if domain != tags.domain:
         dropped.append(f"domain: {tags.domain}")
         tags = tags.model_copy(update={"domain": domain})
     return tags, dropped
 
 
-def check_answer(paper: Paper, content: str, abstract: str) -> tuple[PaperTags, list[str]]:
+def check_answer(paper: Paper, content: str, abstract: str,
+                 domain_scores: dict[str, float] | None = None) -> tuple[PaperTags, list[str]]:
     """A raw answer validated by the schema and finished like a live one, with what was dropped.
     Raises pydantic's ValidationError. Used for answers that did not come through instructor."""
     tags = PaperTags.model_validate_json(content, context={"title": paper.title})
-    return finish(tags, paper.title, abstract)
+    return finish(tags, paper.title, abstract, domain_scores)
 
 
-def recheck(paper: Paper, raw_response: str) -> Extraction | None:
+def recheck(paper: Paper, raw_response: str, domain_scores: dict[str, float] | None = None) -> Extraction | None:
     """A stored answer, validated and grounded by today's rules; None if it no longer passes them."""
     try:
-        tags, dropped = check_answer(paper, raw_response, paper.abstract)
+        tags, dropped = check_answer(paper, raw_response, paper.abstract, domain_scores)
     except ValidationError:
         return None
-    return Extraction(paper, tags, raw_response, 0, 0, 0.0, False, dropped=dropped)
+    return Extraction(paper, tags, raw_response, 0, 0, 0.0, False, dropped=dropped, domain_scores=domain_scores)

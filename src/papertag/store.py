@@ -174,6 +174,9 @@ MIGRATIONS: list[str] = [
         updated_at TIMESTAMP NOT NULL
     );
     """,
+    # 9: the model's probability per domain label, read from the answer's token log-probabilities
+    # (domain_logprobs.py), as a JSON object; NULL where the server gave none. Re-checks of a stored answer use it.
+    "ALTER TABLE extractions ADD COLUMN domain_scores VARCHAR;",
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 # An extraction is reused only if all of these match; the paper id and its text hash say which text it describes.
@@ -309,6 +312,7 @@ EXTRACTION_SCHEMA = pa.schema([
     ("summary", pa.string()), ("domain", pa.string()), ("raw_response", pa.string()), ("error", pa.string()),
     ("prompt_tokens", pa.int32()), ("completion_tokens", pa.int32()), ("latency_s", pa.float64()),
     ("truncated", pa.bool_()), ("created_at", pa.timestamp("us")), ("dropped_tags", pa.list_(pa.string())),
+    ("domain_scores", pa.string()),
 ])
 TAG_SCHEMA = pa.schema([
     ("extraction_id", pa.int64()), ("paper_id", pa.string()), ("kind", pa.string()), ("value", pa.string()),
@@ -487,22 +491,23 @@ class Store:
         ).fetchall()
         return set(rows)
 
-    def reusable_answers(self, model: str, prompt: Prompt, content_hashes: list[str]) -> dict[str, str]:
-        """For each of these texts, the newest raw answer this model gave to this prompt, under any paper id and
-        schema version: the answer is re-checked by today's rules instead of asking the model again (the same
-        text under a second id, or only validation or grounding changed)."""
+    def reusable_answers(self, model: str, prompt: Prompt,
+                         content_hashes: list[str]) -> dict[str, tuple[str, dict[str, float] | None]]:
+        """For each of these texts, the newest raw answer this model gave to this prompt, with its domain
+        probabilities, under any paper id and schema version: the answer is re-checked by today's rules instead of
+        asking the model again (the same text under a second id, or only validation or grounding changed)."""
         if not content_hashes:
             return {}
         wanted = pa.table({"content_hash": pa.array(sorted(set(content_hashes)), pa.string())})
         with self._registered(wanted_hashes=wanted):
             rows = self.con.execute(
-                """SELECT e.content_hash, arg_max(e.raw_response, e.id) FROM extractions e SEMI JOIN wanted_hashes w
-                       ON w.content_hash = e.content_hash
+                """SELECT e.content_hash, arg_max(e.raw_response, e.id), arg_max(e.domain_scores, e.id)
+                   FROM extractions e SEMI JOIN wanted_hashes w ON w.content_hash = e.content_hash
                    WHERE e.status = 'ok' AND e.raw_response IS NOT NULL AND e.model = ? AND e.prompt_version = ?
                    GROUP BY e.content_hash""",
                 [model, prompt.version],
             ).fetchall()
-        return dict(rows)
+        return {content_hash: (raw, json.loads(scores) if scores else None) for content_hash, raw, scores in rows}
 
     def failed_paper_ids(self, model: str, prompt: Prompt) -> set[str]:
         """Papers whose current text failed under this model, prompt and schema, and has no good extraction from them."""
@@ -571,6 +576,7 @@ class Store:
                 "ok" if found else "failed", found.summary if found else None, found.domain if found else None,
                 result.raw_response, result.error, result.prompt_tokens, result.completion_tokens, result.latency_s,
                 result.truncated, now, result.dropped,
+                json.dumps(result.domain_scores) if result.domain_scores else None,
             )):
                 extractions[column].append(value)
             if not found:

@@ -26,6 +26,9 @@ class Endpoint:
     context_tokens: int  # per request
     concurrency: int  # how many requests the endpoint serves at once by default
     timeout_s: float = DEFAULT_TIMEOUT_S  # per request
+    # Ask for token log-probabilities, which give the domain's runners-up (domain_logprobs.py). Off unless the
+    # backend knows the server returns them: some OpenAI models refuse requests that ask.
+    logprobs: bool = False
 
     def __post_init__(self) -> None:
         remember_secret(self.api_key)  # a server's error message may quote the key back

@@ -86,6 +86,7 @@ def open_endpoint(name: str, options: BackendOptions) -> Iterator[Endpoint]:
             context_tokens=CONTEXT_PER_SLOT,
             concurrency=slots,
             timeout_s=settings.timeout_s,
+            logprobs=True,  # llama.cpp returns them for chat completions
         )
     except KeyboardInterrupt:
         # Stopping llama.cpp waits for every slot's answer in progress, minutes on a CPU (measured: still waiting
