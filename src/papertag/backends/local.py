@@ -86,7 +86,9 @@ def open_endpoint(name: str, options: BackendOptions) -> Iterator[Endpoint]:
             context_tokens=CONTEXT_PER_SLOT,
             concurrency=slots,
             timeout_s=settings.timeout_s,
-            logprobs=True,  # llama.cpp returns them for chat completions
+            # llama.cpp returns them for chat completions; the lean the domain decision divides out (domains.py) was
+            # measured for the default model only, so other models keep their plain answer.
+            logprobs=name == "",
         )
     except KeyboardInterrupt:
         # Stopping llama.cpp waits for every slot's answer in progress, minutes on a CPU (measured: still waiting
