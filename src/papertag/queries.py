@@ -14,6 +14,7 @@ import duckdb
 from .embed import MODEL_NAME as EMBEDDING_MODEL
 from .errors import DatabaseError, InputError, NotFound
 from .schema import DOMAINS
+from .read_tables import TAGS_OF_RECORDS
 from .search import NO_INDEX, SEARCH_SCHEMA, SEARCH_TABLE, has_search_index, load_fts
 from .selection import parse_day
 from .store import PAPER_METADATA_COLUMNS, open_reader, rows_as_dicts
@@ -56,6 +57,18 @@ MATCHED_RECORDS = f"""
 
 
 TAG_KINDS = ("task", "method", "benchmark")
+# The same record, from the derived table current_records (read_tables.py) aliased p.
+FAST_RECORD_COLUMNS = """p.paper_id AS id, p.title, p.summary, p.tasks, p.methods, p.benchmarks, p.domain,
+        p.category_domain, p.model, p.prompt_version, p.authors, p.published, p.updated, p.categories, p.arxiv_id,
+        p.arxiv_version, p.doi, p.url, p.venue, p.source"""
+# Up to this many records are fetched by their primary key (DuckDB's index is used for a literal IN list of at
+# most index_scan_max_count = 2048 values); more are found by one scan of current_records.
+INDEX_FETCH_MAX = 2000
+
+
+def _literal_list(values: list[str]) -> str:
+    """A SQL list of string literals, for a look-up DuckDB answers from its index (parameters are not used there)."""
+    return ", ".join("'" + value.replace("'", "''") + "'" for value in values)
 
 
 def _metadata_conditions(since: str | date | None, until: str | date | None, author: str | None,
@@ -87,6 +100,10 @@ class Reader:
         # web server's log.
         self.con.execute("SET enable_progress_bar = false")
         self._metadata_as_null()
+        # A database not yet upgraded to the derived read tables (read_tables.py) is read from the base tables.
+        self.fast = bool(self.con.execute(
+            """SELECT count(*) FROM duckdb_tables()
+               WHERE database_name = current_database() AND table_name = 'current_records'""").fetchone()[0])
 
     def _metadata_as_null(self) -> None:
         """A database last written before paper metadata existed has no metadata columns until the next write
@@ -128,9 +145,35 @@ class Reader:
         if all(value is None for value in (benchmark, task, method, domain, since, until, author, category)):
             raise InputError("give at least one of --benchmark, --task, --method, --domain, --since, --until, "
                              "--author, --category")
+        metadata = _metadata_conditions(since, until, author, category)
+        if self.fast:
+            return self._fast_query(benchmark=benchmark, task=task, method=method, domain=domain, metadata=metadata)
         sql, params = self._filtered_records(benchmark=benchmark, task=task, method=method, domain=domain,
-                                             metadata=_metadata_conditions(since, until, author, category))
+                                             metadata=metadata)
         return rows_as_dicts(self.con.execute(sql, params))
+
+    def _fast_query(self, *, benchmark: str | None, task: str | None, method: str | None, domain: str | None,
+                    metadata: tuple[list[str], list[Any]]) -> list[dict[str, Any]]:
+        """query() over the derived tables: the matching paper ids from the sorted current_tags, then their records
+        by primary key (one scan of current_records when there are too many for the index)."""
+        matches, params = self._tag_matches(benchmark=benchmark, task=task, method=method, domain=domain,
+                                            table="current_tags", column="paper_id")
+        conditions = list(metadata[0])
+        if domain is not None:
+            conditions.append("p.domain = ?")
+        condition_params = metadata[1] + ([domain] if domain is not None else [])
+        if matches:
+            ids = [row[0] for row in self.con.execute(" INTERSECT ".join(matches), params).fetchall()]
+            if not ids:
+                return []
+            if len(ids) <= INDEX_FETCH_MAX:
+                conditions.insert(0, f"p.paper_id IN ({_literal_list(ids)})")
+            else:
+                conditions.insert(0, f"p.paper_id IN ({' INTERSECT '.join(matches)})")
+                condition_params = params + condition_params
+        where = "WHERE " + " AND ".join(conditions) if conditions else ""
+        return rows_as_dicts(self.con.execute(
+            f"SELECT {FAST_RECORD_COLUMNS} FROM current_records p {where} ORDER BY p.title", condition_params))
 
     def _filtered_records(self, *, benchmark: str | None, task: str | None, method: str | None,
                           domain: str | None, metadata: tuple[list[str], list[Any]] = ([], [])) -> tuple[str, list[Any]]:
@@ -145,8 +188,8 @@ class Reader:
             return PAPER_RECORDS.format(where=where), params
         return MATCHED_RECORDS.format(matched=" INTERSECT ".join(matches), where=where), params
 
-    def _tag_matches(self, *, benchmark: str | None, task: str | None, method: str | None,
-                     domain: str | None) -> tuple[list[str], list[Any]]:
+    def _tag_matches(self, *, benchmark: str | None, task: str | None, method: str | None, domain: str | None,
+                     table: str = "tags", column: str = "extraction_id") -> tuple[list[str], list[Any]]:
         """One query of extraction ids per tag filter, with their parameters; the filters are checked first."""
         if domain is not None and domain not in DOMAINS:
             raise InputError(f"unknown domain {domain!r} (use one of: {', '.join(DOMAINS)})")
@@ -158,7 +201,7 @@ class Reader:
             if not key:
                 raise InputError(f"--{kind} {value!r} has no letters or digits to match")
             match = "key = ?" if exact else "contains(key, ?)"
-            matches.append(f"SELECT DISTINCT extraction_id FROM tags WHERE kind = ? AND {match}")
+            matches.append(f"SELECT DISTINCT {column} FROM {table} WHERE kind = ? AND {match}")
             params += [kind, key]
         return matches, params
 
@@ -179,6 +222,13 @@ class Reader:
         order = "score DESC, title, id" if text is not None else "added_at DESC, title, id"
         papers = self._records_of(selection, params, order, limit, offset)
         total = self.con.execute(f"SELECT count(*) FROM ({selection})", params).fetchone()[0]
+        if self.fast:
+            facets = None
+            if text is None and benchmark is None and task is None and method is None:
+                facets = self._counted_facets(domain or "", facet_limit)
+            if facets is None:
+                facets = self._live_facets(selection, params, facet_limit)
+            return {"total": total, "papers": papers, "facets": facets}
         facets = {"domain": rows_as_dicts(self.con.execute(
             f"""SELECT domain AS value, count(*) AS papers FROM ({selection})
                 GROUP BY domain ORDER BY papers DESC, value LIMIT ?""",
@@ -198,9 +248,49 @@ class Reader:
             facets[kind] = [{"value": row["value"], "papers": row["papers"]} for row in tag_counts if row["kind"] == kind]
         return {"total": total, "papers": papers, "facets": facets}
 
+    def _counted_facets(self, scope: str, facet_limit: int) -> dict[str, list[dict[str, Any]]] | None:
+        """The sidebar for all papers ('') or one domain from facet_counts, or None if it is not up to date."""
+        if not self.con.execute("SELECT changes = facets_at FROM read_state").fetchone()[0]:
+            return None
+        rows = self.con.execute(
+            """SELECT kind, value, papers FROM facet_counts WHERE scope = ?
+               QUALIFY row_number() OVER (PARTITION BY kind ORDER BY papers DESC, value) <= ?
+               ORDER BY kind, papers DESC, value""",
+            [scope, facet_limit],
+        ).fetchall()
+        return {kind: [{"value": value, "papers": papers} for row_kind, value, papers in rows if row_kind == kind]
+                for kind in ("domain", *TAG_KINDS)}
+
+    def _live_facets(self, selection: str, params: list[Any], facet_limit: int) -> dict[str, list[dict[str, Any]]]:
+        """The sidebar counted over a selection, from the tag lists of its records."""
+        selected = "WHERE paper_id IN (SELECT id FROM selected)"
+        rows = self.con.execute(
+            f"""WITH selected AS MATERIALIZED ({selection})
+                SELECT * FROM (
+                    SELECT 'domain' AS kind, domain AS value, count(*) AS papers FROM selected GROUP BY domain
+                    UNION ALL
+                    SELECT kind, mode(value), count(DISTINCT paper_id) FROM ({TAGS_OF_RECORDS.format(where=selected)})
+                    GROUP BY kind, key)
+                QUALIFY row_number() OVER (PARTITION BY kind ORDER BY papers DESC, value) <= ?
+                ORDER BY kind, papers DESC, value""",
+            [*params, facet_limit],
+        ).fetchall()
+        return {kind: [{"value": value, "papers": papers} for row_kind, value, papers in rows if row_kind == kind]
+                for kind in ("domain", *TAG_KINDS)}
+
     def _records_of(self, selection: str, params: list[Any], order: str, limit: int, offset: int) -> list[dict[str, Any]]:
         """Full records (tags, model, score, added_at) of one page of a selection: the page is cut before the tags
         are gathered, so a search that matches most papers costs a page of records, not all of them."""
+        if self.fast:  # the page's ids first, then their records by primary key
+            page = self.con.execute(f"SELECT id, score, added_at FROM ({selection}) ORDER BY {order} LIMIT ? OFFSET ?",
+                                    [*params, max(0, limit), max(0, offset)]).fetchall()
+            if not page:
+                return []
+            found = {row["id"]: row for row in rows_as_dicts(self.con.execute(
+                f"SELECT {FAST_RECORD_COLUMNS} FROM current_records p "
+                f"WHERE p.paper_id IN ({_literal_list([paper_id for paper_id, _, _ in page])})"))}
+            return [{**found[paper_id], "score": score, "added_at": added_at}
+                    for paper_id, score, added_at in page if paper_id in found]
         return rows_as_dicts(self.con.execute(
             f"""WITH page AS MATERIALIZED (SELECT id, score, added_at FROM ({selection}) ORDER BY {order} LIMIT ? OFFSET ?)
                 SELECT r.*, page.score, page.added_at FROM ({PAPER_RECORDS.format(where="WHERE p.id IN (SELECT id FROM page)")}) r
@@ -213,13 +303,24 @@ class Reader:
         """SQL for the tagged papers matching the filters, one row each (id, title, added_at, domain and the BM25
         score for the text, NULL without one), and its parameters; a text matches a paper when any of its words
         (stemmed, not a stopword) occurs."""
-        matches, params = self._tag_matches(benchmark=benchmark, task=task, method=method, domain=domain)
-        conditions = [f"e.id IN ({' INTERSECT '.join(matches)})"] if matches else []
-        if domain is not None:
-            conditions.append("e.domain = ?")
-            params.append(domain)
+        if self.fast:
+            matches, params = self._tag_matches(benchmark=benchmark, task=task, method=method, domain=domain,
+                                                table="current_tags", column="paper_id")
+            conditions = [f"p.paper_id IN ({' INTERSECT '.join(matches)})"] if matches else []
+            if domain is not None:
+                conditions.append("p.domain = ?")
+                params.append(domain)
+        else:
+            matches, params = self._tag_matches(benchmark=benchmark, task=task, method=method, domain=domain)
+            conditions = [f"e.id IN ({' INTERSECT '.join(matches)})"] if matches else []
+            if domain is not None:
+                conditions.append("e.domain = ?")
+                params.append(domain)
         where = "WHERE " + " AND ".join(conditions) if conditions else ""
         if text is None:
+            if self.fast:
+                return (f"""SELECT p.paper_id AS id, p.title, p.added_at, p.domain, NULL::DOUBLE AS score
+                            FROM current_records p {where}""", params)
             return (f"""SELECT p.id, p.title, p.added_at, e.domain, NULL::DOUBLE AS score
                         FROM current_extractions e JOIN papers p ON p.id = e.paper_id {where}""", params)
         if not text.strip():
@@ -236,6 +337,9 @@ class Reader:
                 WHERE score IS NOT NULL""",
             [text],
         )
+        if self.fast:
+            return (f"""SELECT p.paper_id AS id, p.title, p.added_at, p.domain, h.score
+                        FROM search_hits h JOIN current_records p ON p.paper_id = h.id {where}""", params)
         return (f"""SELECT p.id, p.title, p.added_at, e.domain, h.score
                     FROM search_hits h JOIN current_extractions e ON e.paper_id = h.id JOIN papers p ON p.id = h.id
                     {where}""", params)
@@ -357,6 +461,15 @@ class Reader:
         """Each tag once per normalised key, shown in its most common spelling."""
         if kind not in (None, *TAG_KINDS):
             raise InputError(f"unknown tag kind {kind!r} (use one of: {', '.join(TAG_KINDS)})")
+        if self.fast:
+            counted = self.con.execute("SELECT changes = facets_at FROM read_state").fetchone()[0]
+            source = ("""SELECT kind, value, key, papers FROM facet_counts WHERE scope = '' AND kind <> 'domain'"""
+                      if counted else
+                      """SELECT kind, mode(value) AS value, key, count(DISTINCT paper_id) AS papers
+                         FROM current_tags GROUP BY kind, key""")
+            return rows_as_dicts(self.con.execute(
+                f"""SELECT kind, value, key, papers FROM ({source}) WHERE ? IS NULL OR kind = ?
+                    ORDER BY papers DESC, kind, value""", [kind, kind]))
         return rows_as_dicts(self.con.execute(
             """SELECT t.kind, mode(t.value) AS value, t.key, count(DISTINCT t.paper_id) AS papers
                FROM tags t JOIN current_extractions e ON e.id = t.extraction_id

@@ -18,6 +18,7 @@ import pyarrow as pa
 from .category_domains import category_domain
 from .errors import DatabaseBusy, DatabaseError  # DatabaseBusy is also importable from here, as before
 from .identity import TITLE_KEY_SQL, Resolved, resolve
+from . import read_tables
 from .records import METADATA_FIELDS, Paper
 from .search import BUILD_SEARCH_TABLE, CONTENT_FINGERPRINT, CREATE_INDEX, SEARCH_TABLE, indexed_fingerprint, load_fts
 from .text import tag_key
@@ -174,6 +175,9 @@ MIGRATIONS: list[str] = [
         updated_at TIMESTAMP NOT NULL
     );
     """,
+    # 9: tables derived for fast reads at a million papers (read_tables.py): the current record of each paper
+    # with a primary key, its tags sorted by (kind, key), and the facet counts; built here from the base tables.
+    read_tables.MIGRATION,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 # An extraction is reused only if all of these match; the paper id and its text hash say which text it describes.
@@ -435,6 +439,14 @@ class Store:
             )
             for gone, stays in (absorbed or {}).items():
                 self._absorb(gone, stays)
+            # Records whose paper changed (its text, title or metadata), or that a changed-back text brings back.
+            copied = ", ".join(f"r.{column}" for column in read_tables.RECORD_PAPER_COLUMNS)
+            stored = ", ".join(f"p.{column}" for column in read_tables.RECORD_PAPER_COLUMNS)
+            read_tables.refresh_papers(self.con, f"""
+                SELECT c.paper_id FROM current_extraction c JOIN papers p ON p.id = c.paper_id
+                LEFT JOIN current_records r ON r.paper_id = c.paper_id
+                WHERE c.paper_id IN (SELECT id FROM incoming_papers)
+                  AND (r.paper_id IS NULL OR row({copied}) IS DISTINCT FROM row({stored}))""")
         return changed
 
     def _absorb(self, gone: str, stays: str) -> None:
@@ -451,6 +463,7 @@ class Store:
                WHERE e.paper_id = ? AND e.status = 'ok' GROUP BY e.paper_id""",
             [stays],
         )
+        read_tables.refresh_papers(self.con, "SELECT unnest(?::VARCHAR[])", [[gone, stays]])
 
     def texts_without_vectors(self, model: str) -> list[tuple[str, str, str]]:
         """(content hash, title, abstract) of each paper text that has no vector from this embedding model yet;
@@ -541,6 +554,13 @@ class Store:
                 """INSERT OR REPLACE INTO current_extraction
                    SELECT paper_id, id FROM new_extractions WHERE status = 'ok'"""
             )
+            read_tables.refresh_papers(self.con, "SELECT paper_id FROM new_extractions")
+
+    def refresh_read_tables(self) -> dict[str, bool]:
+        """The end-of-run step for the derived read tables (read_tables.py), in one short transaction: sort the
+        tags again if enough came in, recount the facets if anything changed. Called once per run, never per query."""
+        with self._transaction():
+            return read_tables.refresh_at_end(self.con)
 
     def refresh_search_index(self) -> bool:
         """Rebuild the keyword-search index (search.py) if the current extractions changed since it was built, in
