@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import duckdb
 
+from .embed import DIMENSIONS as EMBEDDING_DIMENSIONS
 from .embed import MODEL_NAME as EMBEDDING_MODEL
+from .neighbours import nearest, stored_vectors
 from .errors import DatabaseError, InputError, NotFound
 from .schema import DOMAINS
 from .read_tables import TAGS_OF_RECORDS
@@ -95,7 +97,8 @@ def _metadata_conditions(since: str | date | None, until: str | date | None, aut
 
 class Reader:
     def __init__(self, path: Path):
-        self.con = open_reader(path)
+        self.path = Path(path)
+        self.con = open_reader(self.path)
         # DuckDB draws a progress bar on stdout for a query over 2 s: it would land inside `export` output or a
         # web server's log.
         self.con.execute("SET enable_progress_bar = false")
@@ -413,12 +416,32 @@ class Reader:
         if not has_vector:
             # Papers added before 'similar' existed, by 'batch submit', or by an ingest stopped before its last step.
             raise DatabaseError(f"paper {paper['id']!r} has no embedding yet; 'papertag embed' computes the missing ones")
-        # The nearest texts first, from the vectors alone (a full scan: one cosine per stored text), then their
-        # papers: joining every paper before the top-k costs more than the scan itself. The paper's own text is
-        # among the nearest, and a text that no paper has any more (its paper changed) finds no paper, so ask
-        # for more texts until enough papers come back.
+        # The nearest texts first, from the vectors alone (one cosine per stored text), then their papers:
+        # joining every paper before the top-k costs more than the scan itself. The paper's own text is among the
+        # nearest, and a text that no paper has any more (its paper changed) finds no paper, so ask for more
+        # texts until enough papers come back.
         limit = max(0, limit)
         texts = limit + 1
+        if self.fast:
+            matrix = stored_vectors(self.con, self.path, EMBEDDING_MODEL, EMBEDDING_DIMENSIONS)
+            while True:
+                found = nearest(matrix, paper["content_hash"], texts)
+                scores = dict(found)
+                papers = self.con.execute(
+                    f"SELECT id, title, content_hash FROM papers WHERE content_hash IN ({_literal_list(list(scores))})"
+                ).fetchall()
+                papers = sorted(((scores[content_hash], paper_id, title) for paper_id, title, content_hash in papers
+                                 if paper_id != paper["id"]), key=lambda row: (-row[0], row[1]))
+                if len(papers) >= limit or texts >= len(matrix.hashes):
+                    break
+                texts *= 4
+            papers = papers[:limit]
+            extracted = dict(((row[0], row[1:]) for row in self.con.execute(
+                f"SELECT paper_id, summary, domain FROM current_records WHERE paper_id IN ({_literal_list([p[1] for p in papers])})"
+            ).fetchall())) if papers else {}
+            return [{"id": paper_id, "title": title, "summary": extracted.get(paper_id, (None, None))[0],
+                     "domain": extracted.get(paper_id, (None, None))[1], "score": score}
+                    for score, paper_id, title in papers]
         while True:
             rows = rows_as_dicts(self.con.execute(
                 """WITH target AS (SELECT vector FROM paper_vectors WHERE content_hash = ? AND model = ?),
