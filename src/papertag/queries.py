@@ -375,6 +375,9 @@ class Reader:
 
     def _paper(self, paper_id: str) -> dict[str, Any]:
         """The papers row for an id or a unique prefix of one."""
+        exact = rows_as_dicts(self.con.execute("SELECT * FROM papers WHERE id = ?", [paper_id]))  # by primary key
+        if exact:
+            return exact[0]
         matches = self.con.execute(
             "SELECT * FROM papers WHERE id = ? OR starts_with(id, ?) ORDER BY id = ? DESC LIMIT 2",
             [paper_id, paper_id, paper_id],
@@ -388,6 +391,17 @@ class Reader:
 
     def show(self, paper_id: str) -> dict[str, Any]:
         paper = self._paper(paper_id)
+        if self.fast:  # the current extraction and its tags from the paper's record, by primary key
+            record = self.con.execute(
+                "SELECT extraction_id, tasks, methods, benchmarks FROM current_records WHERE paper_id = ?", [paper["id"]]
+            ).fetchone() or (None, [], [], [])
+            paper["extractions"] = rows_as_dicts(self.con.execute(
+                "SELECT e.*, e.id IS NOT DISTINCT FROM ? AS current FROM extractions e WHERE paper_id = ? ORDER BY created_at DESC",
+                [record[0], paper["id"]],
+            ))
+            paper["tasks"], paper["methods"], paper["benchmarks"] = record[1:]
+            paper["domain"] = next((e["domain"] for e in paper["extractions"] if e["current"]), None)
+            return paper
         paper["extractions"] = rows_as_dicts(self.con.execute(
             """SELECT e.*, e.id IN (SELECT id FROM current_extractions) AS current
                FROM extractions e WHERE paper_id = ? ORDER BY created_at DESC""",
