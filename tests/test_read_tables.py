@@ -54,6 +54,11 @@ def assert_derived_match(con: duckdb.DuckDBPyConnection) -> None:
     tags = con.execute("""SELECT t.kind, t.key, t.value, t.paper_id FROM tags t
                           JOIN current_extractions e ON e.id = t.extraction_id""").fetchall()
     assert canonical(con.execute("SELECT kind, key, value, paper_id FROM current_tags").fetchall()) == canonical(tags)
+    # One copy of the record per distinct benchmark key.
+    assert canonical(con.execute("SELECT key, paper_id FROM benchmark_records").fetchall()) == canonical(
+        {(kind_key[1], kind_key[3]) for kind_key in tags if kind_key[0] == "benchmark"})
+    assert canonical(con.execute("SELECT DISTINCT * EXCLUDE (key) FROM benchmark_records").fetchall()) == canonical(
+        con.execute("SELECT * FROM current_records WHERE len(benchmark_keys) > 0").fetchall())
 
 
 P1 = make_paper("Paper one", "We test on GLUE with LoRA.", "a.txt", "p1")
@@ -159,6 +164,8 @@ def test_tags_are_sorted_again_once_enough_came_in(db_path, monkeypatch):
         assert keys() != sorted(keys())  # appended in write order
         assert store.refresh_read_tables()["sorted"]
         assert keys() == sorted(keys()) and len(keys()) == 7
+        runs = [row[0] for row in store.con.execute("SELECT key FROM benchmark_records").fetchall()]
+        assert runs == ["glue", "glue", "squad"]
         assert_derived_match(store.con)
         assert store.con.execute("SELECT unclustered FROM read_state").fetchone()[0] == 0
 

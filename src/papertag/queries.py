@@ -63,9 +63,18 @@ TAG_KINDS = ("task", "method", "benchmark")
 FAST_RECORD_COLUMNS = """p.paper_id AS id, p.title, p.summary, p.tasks, p.methods, p.benchmarks, p.domain,
         p.category_domain, p.model, p.prompt_version, p.authors, p.published, p.updated, p.categories, p.arxiv_id,
         p.arxiv_version, p.doi, p.url, p.venue, p.source"""
+# The tag lists a fast selection carries, for the facets counted over it (unread otherwise: DuckDB prunes them).
+TAG_LISTS = "p.tasks, p.methods, p.benchmarks, p.task_keys, p.method_keys, p.benchmark_keys"
 # Up to this many records are fetched by their primary key (DuckDB's index is used for a literal IN list of at
 # most index_scan_max_count = 2048 values); more are found by one scan of current_records.
 INDEX_FETCH_MAX = 2000
+
+
+def _benchmark_key(value: str) -> str:
+    key = tag_key(value)
+    if not key:
+        raise InputError(f"--benchmark {value!r} has no letters or digits to match")
+    return key
 
 
 def _literal_list(values: list[str]) -> str:
@@ -159,12 +168,19 @@ class Reader:
                     metadata: tuple[list[str], list[Any]]) -> list[dict[str, Any]]:
         """query() over the derived tables: the matching paper ids from the sorted current_tags, then their records
         by primary key (one scan of current_records when there are too many for the index)."""
-        matches, params = self._tag_matches(benchmark=benchmark, task=task, method=method, domain=domain,
+        matches, params = self._tag_matches(benchmark=None, task=task, method=method, domain=domain,
                                             table="current_tags", column="paper_id")
         conditions = list(metadata[0])
         if domain is not None:
             conditions.append("p.domain = ?")
         condition_params = metadata[1] + ([domain] if domain is not None else [])
+        if benchmark is not None:  # one sorted run of benchmark_records; other tags narrow it by paper id
+            if matches:
+                conditions.insert(0, f"p.paper_id IN ({' INTERSECT '.join(matches)})")
+            conditions.insert(0, "p.key = ?")
+            return rows_as_dicts(self.con.execute(
+                f"SELECT {FAST_RECORD_COLUMNS} FROM benchmark_records p WHERE {' AND '.join(conditions)} ORDER BY p.title",
+                [_benchmark_key(benchmark), *params, *condition_params]))
         if matches:
             ids = [row[0] for row in self.con.execute(" INTERSECT ".join(matches), params).fetchall()]
             if not ids:
@@ -266,14 +282,13 @@ class Reader:
 
     def _live_facets(self, selection: str, params: list[Any], facet_limit: int) -> dict[str, list[dict[str, Any]]]:
         """The sidebar counted over a selection, from the tag lists of its records."""
-        selected = "WHERE paper_id IN (SELECT id FROM selected)"
+        tags = TAGS_OF_RECORDS.replace("paper_id", "id").replace("current_records", "selected").format(where="")
         rows = self.con.execute(
             f"""WITH selected AS MATERIALIZED ({selection})
                 SELECT * FROM (
                     SELECT 'domain' AS kind, domain AS value, count(*) AS papers FROM selected GROUP BY domain
                     UNION ALL
-                    SELECT kind, mode(value), count(DISTINCT paper_id) FROM ({TAGS_OF_RECORDS.format(where=selected)})
-                    GROUP BY kind, key)
+                    SELECT kind, mode(value), count(DISTINCT id) FROM ({tags}) GROUP BY kind, key)
                 QUALIFY row_number() OVER (PARTITION BY kind ORDER BY papers DESC, value) <= ?
                 ORDER BY kind, papers DESC, value""",
             [*params, facet_limit],
@@ -306,13 +321,18 @@ class Reader:
         """SQL for the tagged papers matching the filters, one row each (id, title, added_at, domain and the BM25
         score for the text, NULL without one), and its parameters; a text matches a paper when any of its words
         (stemmed, not a stopword) occurs."""
-        if self.fast:
-            matches, params = self._tag_matches(benchmark=benchmark, task=task, method=method, domain=domain,
+        if self.fast:  # from the derived records: one sorted run of benchmark_records for a benchmark
+            matches, params = self._tag_matches(benchmark=None, task=task, method=method, domain=domain,
                                                 table="current_tags", column="paper_id")
             conditions = [f"p.paper_id IN ({' INTERSECT '.join(matches)})"] if matches else []
             if domain is not None:
                 conditions.append("p.domain = ?")
                 params.append(domain)
+            records = "current_records"
+            if benchmark is not None:
+                records = "benchmark_records"
+                conditions.insert(0, "p.key = ?")
+                params.insert(0, _benchmark_key(benchmark))
         else:
             matches, params = self._tag_matches(benchmark=benchmark, task=task, method=method, domain=domain)
             conditions = [f"e.id IN ({' INTERSECT '.join(matches)})"] if matches else []
@@ -322,8 +342,8 @@ class Reader:
         where = "WHERE " + " AND ".join(conditions) if conditions else ""
         if text is None:
             if self.fast:
-                return (f"""SELECT p.paper_id AS id, p.title, p.added_at, p.domain, NULL::DOUBLE AS score
-                            FROM current_records p {where}""", params)
+                return (f"""SELECT p.paper_id AS id, p.title, p.added_at, p.domain, NULL::DOUBLE AS score, {TAG_LISTS}
+                            FROM {records} p {where}""", params)
             return (f"""SELECT p.id, p.title, p.added_at, e.domain, NULL::DOUBLE AS score
                         FROM current_extractions e JOIN papers p ON p.id = e.paper_id {where}""", params)
         if not text.strip():
@@ -341,8 +361,8 @@ class Reader:
             [text],
         )
         if self.fast:
-            return (f"""SELECT p.paper_id AS id, p.title, p.added_at, p.domain, h.score
-                        FROM search_hits h JOIN current_records p ON p.paper_id = h.id {where}""", params)
+            return (f"""SELECT p.paper_id AS id, p.title, p.added_at, p.domain, h.score, {TAG_LISTS}
+                        FROM search_hits h JOIN {records} p ON p.paper_id = h.id {where}""", params)
         return (f"""SELECT p.id, p.title, p.added_at, e.domain, h.score
                     FROM search_hits h JOIN current_extractions e ON e.paper_id = h.id JOIN papers p ON p.id = h.id
                     {where}""", params)
