@@ -54,6 +54,8 @@ def assert_derived_match(con: duckdb.DuckDBPyConnection) -> None:
     tags = con.execute("""SELECT t.kind, t.key, t.value, t.paper_id FROM tags t
                           JOIN current_extractions e ON e.id = t.extraction_id""").fetchall()
     assert canonical(con.execute("SELECT kind, key, value, paper_id FROM current_tags").fetchall()) == canonical(tags)
+    assert canonical(con.execute("SELECT content_hash, paper_id FROM paper_hashes").fetchall()) == canonical(
+        con.execute("SELECT content_hash, id FROM papers").fetchall())
     # One copy of the record per distinct benchmark key.
     assert canonical(con.execute("SELECT key, paper_id FROM benchmark_records").fetchall()) == canonical(
         {(kind_key[1], kind_key[3]) for kind_key in tags if kind_key[0] == "benchmark"})

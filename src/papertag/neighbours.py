@@ -99,6 +99,6 @@ def nearest(matrix: VectorMatrix, content_hash: str, count: int) -> list[tuple[s
 
     scores = matrix.matrix @ matrix.matrix[matrix.positions[content_hash]]
     count = min(count, len(scores))
-    top = np.argpartition(-scores, count - 1)[:count] if count < len(scores) else np.arange(len(scores))
+    top = np.argpartition(scores, len(scores) - count)[len(scores) - count:] if count < len(scores) else np.arange(len(scores))
     top = top[np.lexsort((top, -scores[top]))]
     return [(matrix.hashes[i], float(scores[i])) for i in top]

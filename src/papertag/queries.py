@@ -461,11 +461,12 @@ class Reader:
             while True:
                 found = nearest(matrix, paper["content_hash"], texts)
                 scores = dict(found)
-                papers = self.con.execute(
-                    f"SELECT id, title, content_hash FROM papers WHERE content_hash IN ({_literal_list(list(scores))})"
+                papers = self.con.execute(  # through paper_hashes' index, then papers' primary key
+                    f"""SELECT p.id, p.title, p.content_hash FROM papers p WHERE p.id IN (
+                            SELECT paper_id FROM paper_hashes WHERE content_hash IN ({_literal_list(list(scores))}))"""
                 ).fetchall()
                 papers = sorted(((scores[content_hash], paper_id, title) for paper_id, title, content_hash in papers
-                                 if paper_id != paper["id"]), key=lambda row: (-row[0], row[1]))
+                                 if paper_id != paper["id"] and content_hash in scores), key=lambda row: (-row[0], row[1]))
                 if len(papers) >= limit or texts >= len(matrix.hashes):
                     break
                 texts *= 4

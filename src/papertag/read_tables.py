@@ -64,6 +64,9 @@ CREATE_TABLES = """
     CREATE TABLE benchmark_records AS SELECT ''::VARCHAR AS key, * FROM current_records LIMIT 0;
     CREATE TABLE current_tags (kind VARCHAR NOT NULL, key VARCHAR NOT NULL, value VARCHAR NOT NULL,
                                paper_id VARCHAR NOT NULL);
+    -- Which papers have a text: 'similar' turns its nearest texts into papers through this index (a scan of the
+    -- papers' hashes took 100 ms at a million papers; an index on papers itself would forbid updating the hash).
+    CREATE TABLE paper_hashes (content_hash VARCHAR NOT NULL, paper_id VARCHAR NOT NULL);
     CREATE TABLE facet_counts (scope VARCHAR NOT NULL,      -- '' for all papers, or a domain
                                kind VARCHAR NOT NULL,       -- 'domain', 'task', 'method' or 'benchmark'
                                key VARCHAR NOT NULL, value VARCHAR, papers BIGINT NOT NULL);
@@ -118,6 +121,8 @@ MIGRATION = (CREATE_TABLES
              + f"INSERT INTO current_records {RECORDS_OF.format(where='')};\n"
              + f"INSERT INTO current_tags SELECT * FROM ({TAGS_OF_RECORDS.format(where='')}) ORDER BY kind, key, paper_id;\n"
              + f"INSERT INTO benchmark_records SELECT * FROM ({BENCHMARK_RECORDS_OF.format(where='')}) ORDER BY key, title;\n"
+             + "INSERT INTO paper_hashes SELECT content_hash, id FROM papers;\n"
+             + "CREATE INDEX paper_hashes_content_hash ON paper_hashes (content_hash);\n"
              + BUILD_FACETS + ";\n"
              + "UPDATE read_state SET facets_at = changes;\n")
 
@@ -143,6 +148,16 @@ def refresh_papers(con, ids_sql: str, params: list | None = None) -> None:
         con.execute("UPDATE read_state SET changes = changes + 1, unclustered = unclustered + ?", [added])
     finally:
         con.execute("DROP TABLE IF EXISTS refreshed_ids")
+
+
+def rehash_papers(con, papers_sql: str) -> None:
+    """paper_hashes for papers (SQL yielding id, content_hash) that are new or have a new text."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE rehashed AS {papers_sql}")
+    try:
+        con.execute("DELETE FROM paper_hashes WHERE paper_id IN (SELECT id FROM rehashed)")
+        con.execute("INSERT INTO paper_hashes SELECT content_hash, id FROM rehashed")
+    finally:
+        con.execute("DROP TABLE IF EXISTS rehashed")
 
 
 def refresh_at_end(con) -> dict[str, bool]:

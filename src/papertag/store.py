@@ -426,9 +426,11 @@ class Store:
         given = [name for name in PAPER_METADATA_SCHEMA.names if name in incoming.column_names]
         updates = "".join(f", {name} = coalesce(excluded.{name}, papers.{name})" for name in given)
         with self._transaction(), self._registered(incoming_papers=incoming):
-            changed = self.con.execute(
-                """SELECT count(*) FROM incoming_papers i ANTI JOIN papers p ON p.id = i.id AND p.content_hash = i.content_hash"""
-            ).fetchone()[0]
+            new_texts = """SELECT i.id, i.content_hash FROM incoming_papers i
+                           ANTI JOIN papers p ON p.id = i.id AND p.content_hash = i.content_hash"""
+            changed = self.con.execute(f"SELECT count(*) FROM ({new_texts})").fetchone()[0]
+            if changed:
+                read_tables.rehash_papers(self.con, new_texts)
             # The source changes with the text: it says where the stored abstract came from.
             self.con.execute(
                 f"""INSERT INTO papers BY NAME SELECT * FROM incoming_papers
@@ -455,6 +457,7 @@ class Store:
         for table in ("extractions", "tags"):
             self.con.execute(f"UPDATE {table} SET paper_id = ? WHERE paper_id = ?", [stays, gone])
         self.con.execute("DELETE FROM current_extraction WHERE paper_id = ?", [gone])
+        self.con.execute("DELETE FROM paper_hashes WHERE paper_id = ?", [gone])
         self.con.execute("DELETE FROM papers WHERE id = ?", [gone])
         self.con.execute(
             """INSERT OR REPLACE INTO current_extraction
