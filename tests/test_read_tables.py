@@ -69,7 +69,9 @@ TAGS1 = {"task": ["text classification"], "method": ["LoRA"], "benchmark": ["GLU
 TAGS2 = {"task": ["question answering"], "method": ["BERT"], "benchmark": ["GLUE", "SQuAD"]}
 
 
-def test_every_write_keeps_the_derived_tables_equal_to_the_base_tables(db_path):
+@pytest.mark.parametrize("few_papers", [read_tables.FEW_PAPERS, 0], ids=["by literal ids", "in bulk"])
+def test_every_write_keeps_the_derived_tables_equal_to_the_base_tables(db_path, monkeypatch, few_papers):
+    monkeypatch.setattr(read_tables, "FEW_PAPERS", few_papers)  # an ingest's batches, or a bulk load's chunks
     with Store(db_path) as store:
         store.add_papers([P1, P2])
         assert_derived_match(store.con)  # papers without extractions have no record
@@ -100,7 +102,9 @@ def test_every_write_keeps_the_derived_tables_equal_to_the_base_tables(db_path):
         assert store.con.execute("SELECT count(*) FROM current_records WHERE paper_id = 'p2'").fetchone()[0] == 1
 
 
-def test_merged_duplicates_leave_one_record(db_path):
+@pytest.mark.parametrize("few_papers", [read_tables.FEW_PAPERS, 0], ids=["by literal ids", "in bulk"])
+def test_merged_duplicates_leave_one_record(db_path, monkeypatch, few_papers):
+    monkeypatch.setattr(read_tables, "FEW_PAPERS", few_papers)
     with Store(db_path) as store:
         store.add_papers([P1, P2])
         tag(store, P1, TAGS1)

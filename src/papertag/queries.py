@@ -16,7 +16,7 @@ from .embed import MODEL_NAME as EMBEDDING_MODEL
 from .neighbours import nearest, stored_vectors
 from .errors import DatabaseError, InputError, NotFound
 from .schema import DOMAINS
-from .read_tables import TAGS_OF_RECORDS
+from .read_tables import TAGS_OF_RECORDS, literal_list
 from .search import NO_INDEX, SEARCH_SCHEMA, SEARCH_TABLE, has_search_index, load_fts
 from .selection import parse_day
 from .store import PAPER_METADATA_COLUMNS, open_reader, rows_as_dicts
@@ -77,9 +77,7 @@ def _benchmark_key(value: str) -> str:
     return key
 
 
-def _literal_list(values: list[str]) -> str:
-    """A SQL list of string literals, for a look-up DuckDB answers from its index (parameters are not used there)."""
-    return ", ".join("'" + value.replace("'", "''") + "'" for value in values)
+_literal_list = literal_list  # a look-up DuckDB answers from its index (parameters are not used there)
 
 
 def _metadata_conditions(since: str | date | None, until: str | date | None, author: str | None,

@@ -444,11 +444,17 @@ class Store:
             # Records whose paper changed (its text, title or metadata), or that a changed-back text brings back.
             copied = ", ".join(f"r.{column}" for column in read_tables.RECORD_PAPER_COLUMNS)
             stored = ", ".join(f"p.{column}" for column in read_tables.RECORD_PAPER_COLUMNS)
+            if incoming.num_rows <= read_tables.FEW_PAPERS:  # each table filtered by the ids before the join
+                ids = read_tables.literal_list(incoming.column("id").to_pylist())
+                pointers, papers, records = (f"(SELECT * FROM {table} WHERE {column} IN ({ids}))" for table, column in (
+                    ("current_extraction", "paper_id"), ("papers", "id"), ("current_records", "paper_id")))
+            else:
+                pointers, papers, records = ("(SELECT * FROM current_extraction WHERE paper_id IN "
+                                             "(SELECT id FROM incoming_papers))", "papers", "current_records")
             read_tables.refresh_papers(self.con, f"""
-                SELECT c.paper_id FROM current_extraction c JOIN papers p ON p.id = c.paper_id
-                LEFT JOIN current_records r ON r.paper_id = c.paper_id
-                WHERE c.paper_id IN (SELECT id FROM incoming_papers)
-                  AND (r.paper_id IS NULL OR row({copied}) IS DISTINCT FROM row({stored}))""")
+                SELECT c.paper_id FROM {pointers} c JOIN {papers} p ON p.id = c.paper_id
+                LEFT JOIN {records} r ON r.paper_id = c.paper_id
+                WHERE r.paper_id IS NULL OR row({copied}) IS DISTINCT FROM row({stored})""")
         return changed
 
     def _absorb(self, gone: str, stays: str) -> None:
