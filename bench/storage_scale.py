@@ -150,10 +150,11 @@ def profile_query(reader: Reader, name: str) -> list[tuple[float, str]]:
 
 def time_cli_query(path: Path, name: str) -> float:
     """One `papertag query` as a user runs it: process start, imports, opening the file, the query, JSON out."""
-    papertag = ROOT / ".venv" / "bin" / "papertag"
+    # `python -m papertag` with this interpreter: a worktree or a fresh clone may have no .venv of its own.
     began = time.perf_counter()
-    subprocess.run([str(papertag), "query", "--benchmark", name, "--db", str(path), "--json"],
-                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-m", "papertag", "query", "--benchmark", name, "--db", str(path), "--json"],
+                   check=True, stdout=subprocess.DEVNULL,
+                   env=os.environ | {"PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])})
     return (time.perf_counter() - began) * 1000
 
 

@@ -13,7 +13,8 @@ UNDO: dict[int, list[str]] = {
     6: ["DROP TABLE digests"],
     7: [f"ALTER TABLE papers DROP COLUMN {column}" for column in PAPER_METADATA_COLUMNS],
     8: ["DROP TABLE arxiv_fetches"],
-    9: ["ALTER TABLE extractions DROP COLUMN domain_scores"],
+    9: [f"DROP TABLE {table}" for table in ("current_records", "benchmark_records", "current_tags", "paper_hashes", "facet_counts", "read_state")],
+    10: ["ALTER TABLE extractions DROP COLUMN domain_scores"],
 }
 
 

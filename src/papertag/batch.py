@@ -153,7 +153,8 @@ def collect(store: Store, prompt: Prompt, settings: Settings | None = None) -> l
             # The answers were given to the job's prompt version; validation and grounding are today's.
             store.save(results, job["model"], dataclasses.replace(prompt, version=job["prompt_version"]))
         store.update_batch_job(job["batch_id"], batch.status, error, collected=True)
-    store.refresh_search_index()  # a no-op unless a collected job changed what readers see
+    store.refresh_read_tables()  # like the search index: a no-op unless a collected job changed what readers see
+    store.refresh_search_index()
     return reports
 
 

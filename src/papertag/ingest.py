@@ -216,6 +216,7 @@ def refresh_search_index(store: Store, on_wait: Callable[[str], None] = lambda m
     while True:
         try:
             store.open()
+            store.refresh_read_tables()  # the derived read tables' sort and facet counts (read_tables.py)
             return store.refresh_search_index()
         except DatabaseBusy as busy:
             on_wait(f"{busy}; the search index is rebuilt once it is free")

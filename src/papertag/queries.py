@@ -11,9 +11,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import duckdb
 
+from .embed import DIMENSIONS as EMBEDDING_DIMENSIONS
 from .embed import MODEL_NAME as EMBEDDING_MODEL
+from .neighbours import nearest, stored_vectors
 from .errors import DatabaseError, InputError, NotFound
 from .schema import DOMAINS
+from .read_tables import TAGS_OF_RECORDS, literal_list
 from .search import NO_INDEX, SEARCH_SCHEMA, SEARCH_TABLE, has_search_index, load_fts
 from .selection import parse_day
 from .store import PAPER_METADATA_COLUMNS, open_reader, rows_as_dicts
@@ -56,6 +59,25 @@ MATCHED_RECORDS = f"""
 
 
 TAG_KINDS = ("task", "method", "benchmark")
+# The same record, from the derived table current_records (read_tables.py) aliased p.
+FAST_RECORD_COLUMNS = """p.paper_id AS id, p.title, p.summary, p.tasks, p.methods, p.benchmarks, p.domain,
+        p.category_domain, p.model, p.prompt_version, p.authors, p.published, p.updated, p.categories, p.arxiv_id,
+        p.arxiv_version, p.doi, p.url, p.venue, p.source"""
+# The tag lists a fast selection carries, for the facets counted over it (unread otherwise: DuckDB prunes them).
+TAG_LISTS = "p.tasks, p.methods, p.benchmarks, p.task_keys, p.method_keys, p.benchmark_keys"
+# Up to this many records are fetched by their primary key (DuckDB's index is used for a literal IN list of at
+# most index_scan_max_count = 2048 values); more are found by one scan of current_records.
+INDEX_FETCH_MAX = 2000
+
+
+def _benchmark_key(value: str) -> str:
+    key = tag_key(value)
+    if not key:
+        raise InputError(f"--benchmark {value!r} has no letters or digits to match")
+    return key
+
+
+_literal_list = literal_list  # a look-up DuckDB answers from its index (parameters are not used there)
 
 
 def _metadata_conditions(since: str | date | None, until: str | date | None, author: str | None,
@@ -82,11 +104,16 @@ def _metadata_conditions(since: str | date | None, until: str | date | None, aut
 
 class Reader:
     def __init__(self, path: Path):
-        self.con = open_reader(path)
+        self.path = Path(path)
+        self.con = open_reader(self.path)
         # DuckDB draws a progress bar on stdout for a query over 2 s: it would land inside `export` output or a
         # web server's log.
         self.con.execute("SET enable_progress_bar = false")
         self._metadata_as_null()
+        # A database not yet upgraded to the derived read tables (read_tables.py) is read from the base tables.
+        self.fast = bool(self.con.execute(
+            """SELECT count(*) FROM duckdb_tables()
+               WHERE database_name = current_database() AND table_name = 'current_records'""").fetchone()[0])
 
     def _metadata_as_null(self) -> None:
         """A database last written before paper metadata existed has no metadata columns until the next write
@@ -128,9 +155,42 @@ class Reader:
         if all(value is None for value in (benchmark, task, method, domain, since, until, author, category)):
             raise InputError("give at least one of --benchmark, --task, --method, --domain, --since, --until, "
                              "--author, --category")
+        metadata = _metadata_conditions(since, until, author, category)
+        if self.fast:
+            return self._fast_query(benchmark=benchmark, task=task, method=method, domain=domain, metadata=metadata)
         sql, params = self._filtered_records(benchmark=benchmark, task=task, method=method, domain=domain,
-                                             metadata=_metadata_conditions(since, until, author, category))
+                                             metadata=metadata)
         return rows_as_dicts(self.con.execute(sql, params))
+
+    def _fast_query(self, *, benchmark: str | None, task: str | None, method: str | None, domain: str | None,
+                    metadata: tuple[list[str], list[Any]]) -> list[dict[str, Any]]:
+        """query() over the derived tables: the matching paper ids from the sorted current_tags, then their records
+        by primary key (one scan of current_records when there are too many for the index)."""
+        matches, params = self._tag_matches(benchmark=None, task=task, method=method, domain=domain,
+                                            table="current_tags", column="paper_id")
+        conditions = list(metadata[0])
+        if domain is not None:
+            conditions.append("p.domain = ?")
+        condition_params = metadata[1] + ([domain] if domain is not None else [])
+        if benchmark is not None:  # one sorted run of benchmark_records; other tags narrow it by paper id
+            if matches:
+                conditions.insert(0, f"p.paper_id IN ({' INTERSECT '.join(matches)})")
+            conditions.insert(0, "p.key = ?")
+            return rows_as_dicts(self.con.execute(
+                f"SELECT {FAST_RECORD_COLUMNS} FROM benchmark_records p WHERE {' AND '.join(conditions)} ORDER BY p.title",
+                [_benchmark_key(benchmark), *params, *condition_params]))
+        if matches:
+            ids = [row[0] for row in self.con.execute(" INTERSECT ".join(matches), params).fetchall()]
+            if not ids:
+                return []
+            if len(ids) <= INDEX_FETCH_MAX:
+                conditions.insert(0, f"p.paper_id IN ({_literal_list(ids)})")
+            else:
+                conditions.insert(0, f"p.paper_id IN ({' INTERSECT '.join(matches)})")
+                condition_params = params + condition_params
+        where = "WHERE " + " AND ".join(conditions) if conditions else ""
+        return rows_as_dicts(self.con.execute(
+            f"SELECT {FAST_RECORD_COLUMNS} FROM current_records p {where} ORDER BY p.title", condition_params))
 
     def _filtered_records(self, *, benchmark: str | None, task: str | None, method: str | None,
                           domain: str | None, metadata: tuple[list[str], list[Any]] = ([], [])) -> tuple[str, list[Any]]:
@@ -145,8 +205,8 @@ class Reader:
             return PAPER_RECORDS.format(where=where), params
         return MATCHED_RECORDS.format(matched=" INTERSECT ".join(matches), where=where), params
 
-    def _tag_matches(self, *, benchmark: str | None, task: str | None, method: str | None,
-                     domain: str | None) -> tuple[list[str], list[Any]]:
+    def _tag_matches(self, *, benchmark: str | None, task: str | None, method: str | None, domain: str | None,
+                     table: str = "tags", column: str = "extraction_id") -> tuple[list[str], list[Any]]:
         """One query of extraction ids per tag filter, with their parameters; the filters are checked first."""
         if domain is not None and domain not in DOMAINS:
             raise InputError(f"unknown domain {domain!r} (use one of: {', '.join(DOMAINS)})")
@@ -158,7 +218,7 @@ class Reader:
             if not key:
                 raise InputError(f"--{kind} {value!r} has no letters or digits to match")
             match = "key = ?" if exact else "contains(key, ?)"
-            matches.append(f"SELECT DISTINCT extraction_id FROM tags WHERE kind = ? AND {match}")
+            matches.append(f"SELECT DISTINCT {column} FROM {table} WHERE kind = ? AND {match}")
             params += [kind, key]
         return matches, params
 
@@ -179,6 +239,13 @@ class Reader:
         order = "score DESC, title, id" if text is not None else "added_at DESC, title, id"
         papers = self._records_of(selection, params, order, limit, offset)
         total = self.con.execute(f"SELECT count(*) FROM ({selection})", params).fetchone()[0]
+        if self.fast:
+            facets = None
+            if text is None and benchmark is None and task is None and method is None:
+                facets = self._counted_facets(domain or "", facet_limit)
+            if facets is None:
+                facets = self._live_facets(selection, params, facet_limit)
+            return {"total": total, "papers": papers, "facets": facets}
         facets = {"domain": rows_as_dicts(self.con.execute(
             f"""SELECT domain AS value, count(*) AS papers FROM ({selection})
                 GROUP BY domain ORDER BY papers DESC, value LIMIT ?""",
@@ -198,9 +265,48 @@ class Reader:
             facets[kind] = [{"value": row["value"], "papers": row["papers"]} for row in tag_counts if row["kind"] == kind]
         return {"total": total, "papers": papers, "facets": facets}
 
+    def _counted_facets(self, scope: str, facet_limit: int) -> dict[str, list[dict[str, Any]]] | None:
+        """The sidebar for all papers ('') or one domain from facet_counts, or None if it is not up to date."""
+        if not self.con.execute("SELECT changes = facets_at FROM read_state").fetchone()[0]:
+            return None
+        rows = self.con.execute(
+            """SELECT kind, value, papers FROM facet_counts WHERE scope = ?
+               QUALIFY row_number() OVER (PARTITION BY kind ORDER BY papers DESC, value) <= ?
+               ORDER BY kind, papers DESC, value""",
+            [scope, facet_limit],
+        ).fetchall()
+        return {kind: [{"value": value, "papers": papers} for row_kind, value, papers in rows if row_kind == kind]
+                for kind in ("domain", *TAG_KINDS)}
+
+    def _live_facets(self, selection: str, params: list[Any], facet_limit: int) -> dict[str, list[dict[str, Any]]]:
+        """The sidebar counted over a selection, from the tag lists of its records."""
+        tags = TAGS_OF_RECORDS.replace("paper_id", "id").replace("current_records", "selected").format(where="")
+        rows = self.con.execute(
+            f"""WITH selected AS MATERIALIZED ({selection})
+                SELECT * FROM (
+                    SELECT 'domain' AS kind, domain AS value, count(*) AS papers FROM selected GROUP BY domain
+                    UNION ALL
+                    SELECT kind, mode(value), count(DISTINCT id) FROM ({tags}) GROUP BY kind, key)
+                QUALIFY row_number() OVER (PARTITION BY kind ORDER BY papers DESC, value) <= ?
+                ORDER BY kind, papers DESC, value""",
+            [*params, facet_limit],
+        ).fetchall()
+        return {kind: [{"value": value, "papers": papers} for row_kind, value, papers in rows if row_kind == kind]
+                for kind in ("domain", *TAG_KINDS)}
+
     def _records_of(self, selection: str, params: list[Any], order: str, limit: int, offset: int) -> list[dict[str, Any]]:
         """Full records (tags, model, score, added_at) of one page of a selection: the page is cut before the tags
         are gathered, so a search that matches most papers costs a page of records, not all of them."""
+        if self.fast:  # the page's ids first, then their records by primary key
+            page = self.con.execute(f"SELECT id, score, added_at FROM ({selection}) ORDER BY {order} LIMIT ? OFFSET ?",
+                                    [*params, max(0, limit), max(0, offset)]).fetchall()
+            if not page:
+                return []
+            found = {row["id"]: row for row in rows_as_dicts(self.con.execute(
+                f"SELECT {FAST_RECORD_COLUMNS} FROM current_records p "
+                f"WHERE p.paper_id IN ({_literal_list([paper_id for paper_id, _, _ in page])})"))}
+            return [{**found[paper_id], "score": score, "added_at": added_at}
+                    for paper_id, score, added_at in page if paper_id in found]
         return rows_as_dicts(self.con.execute(
             f"""WITH page AS MATERIALIZED (SELECT id, score, added_at FROM ({selection}) ORDER BY {order} LIMIT ? OFFSET ?)
                 SELECT r.*, page.score, page.added_at FROM ({PAPER_RECORDS.format(where="WHERE p.id IN (SELECT id FROM page)")}) r
@@ -213,13 +319,29 @@ class Reader:
         """SQL for the tagged papers matching the filters, one row each (id, title, added_at, domain and the BM25
         score for the text, NULL without one), and its parameters; a text matches a paper when any of its words
         (stemmed, not a stopword) occurs."""
-        matches, params = self._tag_matches(benchmark=benchmark, task=task, method=method, domain=domain)
-        conditions = [f"e.id IN ({' INTERSECT '.join(matches)})"] if matches else []
-        if domain is not None:
-            conditions.append("e.domain = ?")
-            params.append(domain)
+        if self.fast:  # from the derived records: one sorted run of benchmark_records for a benchmark
+            matches, params = self._tag_matches(benchmark=None, task=task, method=method, domain=domain,
+                                                table="current_tags", column="paper_id")
+            conditions = [f"p.paper_id IN ({' INTERSECT '.join(matches)})"] if matches else []
+            if domain is not None:
+                conditions.append("p.domain = ?")
+                params.append(domain)
+            records = "current_records"
+            if benchmark is not None:
+                records = "benchmark_records"
+                conditions.insert(0, "p.key = ?")
+                params.insert(0, _benchmark_key(benchmark))
+        else:
+            matches, params = self._tag_matches(benchmark=benchmark, task=task, method=method, domain=domain)
+            conditions = [f"e.id IN ({' INTERSECT '.join(matches)})"] if matches else []
+            if domain is not None:
+                conditions.append("e.domain = ?")
+                params.append(domain)
         where = "WHERE " + " AND ".join(conditions) if conditions else ""
         if text is None:
+            if self.fast:
+                return (f"""SELECT p.paper_id AS id, p.title, p.added_at, p.domain, NULL::DOUBLE AS score, {TAG_LISTS}
+                            FROM {records} p {where}""", params)
             return (f"""SELECT p.id, p.title, p.added_at, e.domain, NULL::DOUBLE AS score
                         FROM current_extractions e JOIN papers p ON p.id = e.paper_id {where}""", params)
         if not text.strip():
@@ -236,6 +358,9 @@ class Reader:
                 WHERE score IS NOT NULL""",
             [text],
         )
+        if self.fast:
+            return (f"""SELECT p.paper_id AS id, p.title, p.added_at, p.domain, h.score, {TAG_LISTS}
+                        FROM search_hits h JOIN {records} p ON p.paper_id = h.id {where}""", params)
         return (f"""SELECT p.id, p.title, p.added_at, e.domain, h.score
                     FROM search_hits h JOIN current_extractions e ON e.paper_id = h.id JOIN papers p ON p.id = h.id
                     {where}""", params)
@@ -266,10 +391,13 @@ class Reader:
     def export_relation(self) -> duckdb.DuckDBPyRelation:
         return self.con.sql(PAPER_RECORDS.format(where=""))
 
-    def _paper(self, paper_id: str) -> dict[str, Any]:
-        """The papers row for an id or a unique prefix of one."""
+    def _paper(self, paper_id: str, columns: str = "*") -> dict[str, Any]:
+        """The papers row (these columns of it) for an id or a unique prefix of one."""
+        exact = rows_as_dicts(self.con.execute(f"SELECT {columns} FROM papers WHERE id = ?", [paper_id]))  # by primary key
+        if exact:
+            return exact[0]
         matches = self.con.execute(
-            "SELECT * FROM papers WHERE id = ? OR starts_with(id, ?) ORDER BY id = ? DESC LIMIT 2",
+            f"SELECT {columns} FROM papers WHERE id = ? OR starts_with(id, ?) ORDER BY id = ? DESC LIMIT 2",
             [paper_id, paper_id, paper_id],
         )
         papers = rows_as_dicts(matches)
@@ -281,6 +409,17 @@ class Reader:
 
     def show(self, paper_id: str) -> dict[str, Any]:
         paper = self._paper(paper_id)
+        if self.fast:  # the current extraction and its tags from the paper's record, by primary key
+            record = self.con.execute(
+                "SELECT extraction_id, tasks, methods, benchmarks FROM current_records WHERE paper_id = ?", [paper["id"]]
+            ).fetchone() or (None, [], [], [])
+            paper["extractions"] = rows_as_dicts(self.con.execute(
+                "SELECT e.*, e.id IS NOT DISTINCT FROM ? AS current FROM extractions e WHERE paper_id = ? ORDER BY created_at DESC",
+                [record[0], paper["id"]],
+            ))
+            paper["tasks"], paper["methods"], paper["benchmarks"] = record[1:]
+            paper["domain"] = next((e["domain"] for e in paper["extractions"] if e["current"]), None)
+            return paper
         paper["extractions"] = rows_as_dicts(self.con.execute(
             """SELECT e.*, e.id IN (SELECT id FROM current_extractions) AS current
                FROM extractions e WHERE paper_id = ? ORDER BY created_at DESC""",
@@ -301,20 +440,46 @@ class Reader:
         """The papers whose title and abstract are nearest to this one's (an id or a unique prefix), nearest first:
         id, title, summary, domain (None until tagged) and score, the cosine similarity of their embeddings.
         The paper itself is left out; another id with the same text scores 1.0."""
-        paper = self._paper(paper_id)
-        has_vector = self._has_vector_table() and self.con.execute(
-            "SELECT count(*) FROM paper_vectors WHERE content_hash = ? AND model = ?",
-            [paper["content_hash"], EMBEDDING_MODEL],
-        ).fetchone()[0]
+        paper = self._paper(paper_id, columns="id, content_hash")
+        matrix = stored_vectors(self.con, self.path, EMBEDDING_MODEL, EMBEDDING_DIMENSIONS) if self.fast else None
+        if matrix is not None:  # the vectors in memory say it (a count over the table scanned a million hashes)
+            has_vector = paper["content_hash"] in matrix.positions
+        else:
+            has_vector = self._has_vector_table() and self.con.execute(
+                "SELECT count(*) FROM paper_vectors WHERE content_hash = ? AND model = ?",
+                [paper["content_hash"], EMBEDDING_MODEL],
+            ).fetchone()[0]
         if not has_vector:
             # Papers added before 'similar' existed, by 'batch submit', or by an ingest stopped before its last step.
             raise DatabaseError(f"paper {paper['id']!r} has no embedding yet; 'papertag embed' computes the missing ones")
-        # The nearest texts first, from the vectors alone (a full scan: one cosine per stored text), then their
-        # papers: joining every paper before the top-k costs more than the scan itself. The paper's own text is
-        # among the nearest, and a text that no paper has any more (its paper changed) finds no paper, so ask
-        # for more texts until enough papers come back.
+        # The nearest texts first, from the vectors alone (one cosine per stored text), then their papers:
+        # joining every paper before the top-k costs more than the scan itself. The paper's own text is among the
+        # nearest, and a text that no paper has any more (its paper changed) finds no paper, so ask for more
+        # texts until enough papers come back.
         limit = max(0, limit)
         texts = limit + 1
+        if matrix is not None:
+            while True:
+                found = nearest(matrix, paper["content_hash"], texts)
+                scores = dict(found)
+                # Through paper_hashes' index, then papers' primary key: two look-ups by literal lists (as one
+                # query with a subquery, DuckDB scanned papers instead: 1.2 s on a cold file, against 2 ms).
+                ids = [row[0] for row in self.con.execute(
+                    f"SELECT paper_id FROM paper_hashes WHERE content_hash IN ({_literal_list(list(scores))})").fetchall()]
+                papers = self.con.execute(
+                    f"SELECT id, title, content_hash FROM papers WHERE id IN ({_literal_list(ids)})").fetchall() if ids else []
+                papers = sorted(((scores[content_hash], paper_id, title) for paper_id, title, content_hash in papers
+                                 if paper_id != paper["id"] and content_hash in scores), key=lambda row: (-row[0], row[1]))
+                if len(papers) >= limit or texts >= len(matrix.hashes):
+                    break
+                texts *= 4
+            papers = papers[:limit]
+            extracted = {row[0]: row[1:] for row in self.con.execute(
+                f"SELECT paper_id, summary, domain FROM current_records WHERE paper_id IN ({_literal_list([p[1] for p in papers])})"
+            ).fetchall()} if papers else {}
+            return [{"id": paper_id, "title": title, "summary": extracted.get(paper_id, (None, None))[0],
+                     "domain": extracted.get(paper_id, (None, None))[1], "score": score}
+                    for score, paper_id, title in papers]
         while True:
             rows = rows_as_dicts(self.con.execute(
                 """WITH target AS (SELECT vector FROM paper_vectors WHERE content_hash = ? AND model = ?),
@@ -357,6 +522,15 @@ class Reader:
         """Each tag once per normalised key, shown in its most common spelling."""
         if kind not in (None, *TAG_KINDS):
             raise InputError(f"unknown tag kind {kind!r} (use one of: {', '.join(TAG_KINDS)})")
+        if self.fast:
+            counted = self.con.execute("SELECT changes = facets_at FROM read_state").fetchone()[0]
+            source = ("""SELECT kind, value, key, papers FROM facet_counts WHERE scope = '' AND kind <> 'domain'"""
+                      if counted else
+                      """SELECT kind, mode(value) AS value, key, count(DISTINCT paper_id) AS papers
+                         FROM current_tags GROUP BY kind, key""")
+            return rows_as_dicts(self.con.execute(
+                f"""SELECT kind, value, key, papers FROM ({source}) WHERE ? IS NULL OR kind = ?
+                    ORDER BY papers DESC, kind, value""", [kind, kind]))
         return rows_as_dicts(self.con.execute(
             """SELECT t.kind, mode(t.value) AS value, t.key, count(DISTINCT t.paper_id) AS papers
                FROM tags t JOIN current_extractions e ON e.id = t.extraction_id

@@ -18,6 +18,7 @@ import pyarrow as pa
 from .category_domains import category_domain
 from .errors import DatabaseBusy, DatabaseError  # DatabaseBusy is also importable from here, as before
 from .identity import TITLE_KEY_SQL, Resolved, resolve
+from . import read_tables
 from .records import METADATA_FIELDS, Paper
 from .search import BUILD_SEARCH_TABLE, CONTENT_FINGERPRINT, CREATE_INDEX, SEARCH_TABLE, indexed_fingerprint, load_fts
 from .text import tag_key
@@ -174,7 +175,10 @@ MIGRATIONS: list[str] = [
         updated_at TIMESTAMP NOT NULL
     );
     """,
-    # 9: the model's probability per domain label, read from the answer's token log-probabilities
+    # 9: tables derived for fast reads at a million papers (read_tables.py): the current record of each paper
+    # with a primary key, its tags sorted by (kind, key), and the facet counts; built here from the base tables.
+    read_tables.MIGRATION,
+    # 10: the model's probability per domain label, read from the answer's token log-probabilities
     # (domain_logprobs.py), as a JSON object; NULL where the server gave none. Re-checks of a stored answer use it.
     "ALTER TABLE extractions ADD COLUMN domain_scores VARCHAR;",
 ]
@@ -426,9 +430,11 @@ class Store:
         given = [name for name in PAPER_METADATA_SCHEMA.names if name in incoming.column_names]
         updates = "".join(f", {name} = coalesce(excluded.{name}, papers.{name})" for name in given)
         with self._transaction(), self._registered(incoming_papers=incoming):
-            changed = self.con.execute(
-                """SELECT count(*) FROM incoming_papers i ANTI JOIN papers p ON p.id = i.id AND p.content_hash = i.content_hash"""
-            ).fetchone()[0]
+            new_texts = """SELECT i.id, i.content_hash FROM incoming_papers i
+                           ANTI JOIN papers p ON p.id = i.id AND p.content_hash = i.content_hash"""
+            changed = self.con.execute(f"SELECT count(*) FROM ({new_texts})").fetchone()[0]
+            if changed:
+                read_tables.rehash_papers(self.con, new_texts)
             # The source changes with the text: it says where the stored abstract came from.
             self.con.execute(
                 f"""INSERT INTO papers BY NAME SELECT * FROM incoming_papers
@@ -439,6 +445,20 @@ class Store:
             )
             for gone, stays in (absorbed or {}).items():
                 self._absorb(gone, stays)
+            # Records whose paper changed (its text, title or metadata), or that a changed-back text brings back.
+            copied = ", ".join(f"r.{column}" for column in read_tables.RECORD_PAPER_COLUMNS)
+            stored = ", ".join(f"p.{column}" for column in read_tables.RECORD_PAPER_COLUMNS)
+            if incoming.num_rows <= read_tables.FEW_PAPERS:  # each table filtered by the ids before the join
+                ids = read_tables.literal_list(incoming.column("id").to_pylist())
+                pointers, papers, records = (f"(SELECT * FROM {table} WHERE {column} IN ({ids}))" for table, column in (
+                    ("current_extraction", "paper_id"), ("papers", "id"), ("current_records", "paper_id")))
+            else:
+                pointers, papers, records = ("(SELECT * FROM current_extraction WHERE paper_id IN "
+                                             "(SELECT id FROM incoming_papers))", "papers", "current_records")
+            read_tables.refresh_papers(self.con, f"""
+                SELECT c.paper_id FROM {pointers} c JOIN {papers} p ON p.id = c.paper_id
+                LEFT JOIN {records} r ON r.paper_id = c.paper_id
+                WHERE r.paper_id IS NULL OR row({copied}) IS DISTINCT FROM row({stored})""")
         return changed
 
     def _absorb(self, gone: str, stays: str) -> None:
@@ -447,6 +467,7 @@ class Store:
         for table in ("extractions", "tags"):
             self.con.execute(f"UPDATE {table} SET paper_id = ? WHERE paper_id = ?", [stays, gone])
         self.con.execute("DELETE FROM current_extraction WHERE paper_id = ?", [gone])
+        self.con.execute("DELETE FROM paper_hashes WHERE paper_id = ?", [gone])
         self.con.execute("DELETE FROM papers WHERE id = ?", [gone])
         self.con.execute(
             """INSERT OR REPLACE INTO current_extraction
@@ -455,6 +476,7 @@ class Store:
                WHERE e.paper_id = ? AND e.status = 'ok' GROUP BY e.paper_id""",
             [stays],
         )
+        read_tables.refresh_papers(self.con, "SELECT unnest(?::VARCHAR[])", [[gone, stays]])
 
     def texts_without_vectors(self, model: str) -> list[tuple[str, str, str]]:
         """(content hash, title, abstract) of each paper text that has no vector from this embedding model yet;
@@ -546,6 +568,13 @@ class Store:
                 """INSERT OR REPLACE INTO current_extraction
                    SELECT paper_id, id FROM new_extractions WHERE status = 'ok'"""
             )
+            read_tables.refresh_papers(self.con, "SELECT paper_id FROM new_extractions")
+
+    def refresh_read_tables(self) -> dict[str, bool]:
+        """The end-of-run step for the derived read tables (read_tables.py), in one short transaction: sort the
+        tags again if enough came in, recount the facets if anything changed. Called once per run, never per query."""
+        with self._transaction():
+            return read_tables.refresh_at_end(self.con)
 
     def refresh_search_index(self) -> bool:
         """Rebuild the keyword-search index (search.py) if the current extractions changed since it was built, in
