@@ -29,9 +29,14 @@ class AnswerToken(Protocol):
     top_logprobs: Sequence[TopToken]
 
 
+def _label_text(text: str) -> str:
+    """A token's text as part of a label: up to a closing quote, spaces and case folded."""
+    return text.split('"')[0].strip().lower()
+
+
 def _labels_starting(text: str) -> list[str]:
-    """The labels a token's text can begin: its letters up to a closing quote, spaces and case folded."""
-    text = text.split('"')[0].strip().lower()
+    """The labels a token's text can begin."""
+    text = _label_text(text)
     return [label for label in DOMAINS if text and label.startswith(text)]
 
 
@@ -79,7 +84,7 @@ def domain_probabilities(tokens: Sequence[AnswerToken] | None) -> dict[str, floa
     shared = _labels_starting(chosen.token[prefix_chars:])
     if len(shared) > 1 and index + 1 < len(tokens):
         # The chosen token starts several labels: the next position says how the model would go on.
-        typed = chosen.token[prefix_chars:].split('"')[0].strip().lower()
+        typed = _label_text(chosen.token[prefix_chars:])
         pooled = sum(mass[label] for label in shared)
         following = {label: 0.0 for label in shared}
         for alternative in tokens[index + 1].top_logprobs:
