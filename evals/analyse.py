@@ -5,6 +5,9 @@ finished again under each variant of papertag's post-processing, then scored aga
 
 Usage (from the repository root, after an eval run has stored the answers):
     .venv/bin/python evals/analyse.py --prompt-version V [--db evals/evals.duckdb] [--model local] [--split dev]
+
+With --lean it prints instead the model's mean probability per domain label over the split's stored answers (no label
+is read): the MODEL_LEAN that src/papertag/domains.py divides out, to be measured again for every new prompt version.
 """
 
 from __future__ import annotations
@@ -134,6 +137,14 @@ def confusion(gold, predicted) -> list[str]:
     return lines
 
 
+def model_lean(gold, answers) -> dict[str, float]:
+    """Mean probability per domain label over the papers' stored answers; the gold labels are not looked at."""
+    scored = [answers[item.paper.id][1] for item in gold if item.paper.id in answers and answers[item.paper.id][1]]
+    if not scored:
+        raise SystemExit("no stored domain probabilities for these papers")
+    return {label: round(sum(s.get(label, 0.0) for s in scored) / len(scored), 3) for label in DOMAINS}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", type=Path, default=ROOT / "evals" / "evals.duckdb")
@@ -142,9 +153,13 @@ def main() -> None:
     parser.add_argument("--prompt-version", required=True)
     parser.add_argument("--split", default="dev", choices=("dev", "test", "all"))
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--lean", action="store_true", help="print the model's mean domain probabilities and stop")
     args = parser.parse_args()
     gold = [item for item in load_gold(args.gold) if args.split == "all" or item.split == args.split]
     answers = stored_answers(args.db, args.model, args.prompt_version)
+    if args.lean:
+        print(json.dumps(model_lean(gold, answers)))
+        return
     missing = sum(item.paper.id not in answers for item in gold)
     if missing:
         print(f"note: {missing} of {len(gold)} papers have no stored answer and score as empty", file=sys.stderr)
