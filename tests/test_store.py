@@ -1,6 +1,8 @@
 import duckdb
+import pytest
 
 from papertag import store as store_module
+from papertag.errors import DatabaseError
 from papertag.store import MIGRATIONS, SCHEMA_VERSION, Store
 
 
@@ -71,3 +73,21 @@ def test_metadata_migration_keeps_old_rows_and_extractions_as_they_were(db_path)
         assert store.con.execute("SELECT paper_id, summary FROM current_extractions").fetchall() == [("p1", "A summary.")]
     finally:
         store.close()
+
+
+def test_a_migration_that_cannot_apply_is_one_clear_error_and_leaves_the_file_usable(db_path):
+    """A file whose tables are ahead of its recorded version (here: the newest step recorded as not applied) is
+    refused with the step and DuckDB's reason, not a traceback, and the earlier steps stay applied."""
+    Store(db_path).close()
+    con = duckdb.connect(str(db_path))
+    con.execute("DELETE FROM schema_migrations WHERE version = ?", [SCHEMA_VERSION])
+    con.close()
+    with pytest.raises(DatabaseError) as refused:
+        Store(db_path)
+    message = str(refused.value)
+    assert f"from schema {SCHEMA_VERSION - 1} to {SCHEMA_VERSION}" in message and "\n" not in message
+    con = duckdb.connect(str(db_path), read_only=True)
+    assert con.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] == SCHEMA_VERSION - 1
+    con.close()
+    with pytest.raises(DatabaseError, match="cannot upgrade"):  # the writer lock was released: not "busy"
+        Store(db_path)

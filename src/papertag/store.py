@@ -378,8 +378,16 @@ class Store:
         self.con.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)")
         for version in range(applied + 1, SCHEMA_VERSION + 1):
             self.con.execute("BEGIN")
-            self.con.execute(MIGRATIONS[version - 1])
-            self.con.execute("INSERT INTO schema_migrations VALUES (?, ?)", [version, _now()])
+            try:
+                self.con.execute(MIGRATIONS[version - 1])
+                self.con.execute("INSERT INTO schema_migrations VALUES (?, ?)", [version, _now()])
+            except duckdb.Error as error:
+                # A file whose tables do not match its recorded version (edited by hand, or by a development build)
+                # gets one clear line; this step is rolled back and the file stays at the last good version.
+                self.con.execute("ROLLBACK")
+                reason = str(error).splitlines()[0]
+                raise DatabaseError(f"cannot upgrade {self.path} from schema {version - 1} to {version}: {reason}; "
+                                    f"the file was left at schema {version - 1}") from None
             self.con.execute("COMMIT")
         if applied < SCHEMA_VERSION:
             # Move the schema out of the write-ahead log: DuckDB 1.5 cannot replay an ALTER TABLE on a table with
