@@ -138,6 +138,9 @@ def test_eval_cli_json_history_and_compare(tmp_path):
     assert "benchmarks" in second.stdout and "domain accuracy 1.000" in second.stdout
     history = json.loads(runner.invoke(app, ["eval", "--history", "--json"]).stdout)
     assert [run["id"] for run in history] == [1, 2]
+    # The table, piped (80 columns): 15 columns are too many to fit, but every value is shown whole, never "0…".
+    table = runner.invoke(app, ["eval", "--history"]).stdout
+    assert history[0]["prompt_version"] in table and "1.0" in table and "…" not in table
     compared = runner.invoke(app, ["eval", "--compare", "1", "2"])
     assert compared.exit_code == 0 and "benchmark F1" in compared.stdout
     missing = runner.invoke(app, ["eval", "--gold", str(tmp_path / "none.jsonl")])

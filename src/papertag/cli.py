@@ -178,12 +178,26 @@ def print_table(rows: list[dict[str, Any]], columns: list[str], empty: str) -> N
     if not rows:
         err.print(empty)
         return
+    cells = [[_cell(row[column]) for column in columns] for row in rows]
+    # No column narrower than its longest word: a wide table (eval --history has 15 columns) in an 80-column pipe
+    # was squashed to "0…" in every cell. Wider than the screen is better than unreadable.
+    longest_words = [max(len(word) for text in [column, *(row[i] for row in cells)] for word in text.split() or [""])
+                     for i, column in enumerate(columns)]
     table = Table(show_lines=False)
-    for column in columns:
-        table.add_column(column, no_wrap=column in ("id", "papers", "kind", "domain"))
-    for row in rows:
-        table.add_row(*[_cell(row[column]) for column in columns])
-    out.print(table)
+    for column, longest in zip(columns, longest_words):
+        table.add_column(column, no_wrap=column in ("id", "papers", "kind", "domain"), min_width=min(longest, 40))
+    for row in cells:
+        table.add_row(*row)
+    needed = sum(min(longest, 40) for longest in longest_words) + 3 * len(columns) + 1
+    if needed <= out.width:
+        out.print(table)
+        return
+    screen = out.width
+    out.width = needed  # print() caps any width it is given at the console's
+    try:
+        out.print(table)
+    finally:
+        out.width = screen
 
 
 def _cell(value: Any) -> str:
