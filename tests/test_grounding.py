@@ -70,6 +70,14 @@ def test_task_words_glued_to_benchmark_names_are_cut():
     assert strip_task_words("SQuAD question answering") == "SQuAD"
     assert strip_task_words("Natural Instructions") == "Natural Instructions"  # capitalised words are the name
     assert strip_task_words("object detection") == "object detection"  # nothing proper left: left alone
+    # A generic noun with the lower-case words before it: the name is what comes before them.
+    assert strip_task_words("KITTI driving dataset") == "KITTI"
+    assert strip_task_words("Atari games") == "Atari"
+    assert strip_task_words("ImageNet validation set") == "ImageNet"
+    assert strip_task_words("Virtual KITTI dataset") == "Virtual KITTI"
+    assert strip_task_words("LEGO synthetic") == "LEGO synthetic"  # no generic noun at the end: kept
+    assert strip_task_words("DeepMind Control Suite") == "DeepMind Control Suite"  # capitalised: part of the name
+    assert strip_task_words("the benchmark dataset") == "the benchmark dataset"  # nothing proper left
 
 
 def test_models_counts_and_field_acronyms_are_not_benchmarks():

@@ -28,6 +28,10 @@ TASK_TAIL = re.compile(
     r"(\s+(image|text|sentiment|node|graph|object|semantic|instance|speech|machine|neural|zero-shot|few-shot|"
     r"fine-?tuning|finetuning|classification|detection|segmentation|translation|recognition|generation|"
     r"question|answering|reasoning|retrieval|summari[sz]ation|tasks?|experiments?|evaluations?|results?))+$")
+# A generic noun after a proper name, with any lower-case words before it: "KITTI driving dataset" is "KITTI",
+# "Atari games" is "Atari", "ImageNet validation set" is "ImageNet".
+GENERIC_NOUN_TAIL = re.compile(
+    r"(\s+[a-z][a-z-]*)*\s+(datasets?|benchmarks?|corpus|corpora|games?|environments?|data|splits?|sets?)$")
 # Counts and size ranges: "11 model families", "125M to 180B", "7B".
 COUNT_OR_SIZE = re.compile(r"^[\d.,]+\s*[kKmMbBtT]?(\s+(to|and|-|–)\s+[\d.,]+\s*[kKmMbBtT]?)?(\s+[a-z][a-z-]*)*$")
 # Acronyms that name a field, not a dataset: "LLM inference", "RL tasks".
@@ -35,7 +39,7 @@ GENERIC_ACRONYMS = {"llm", "llms", "ai", "ml", "nlp", "rl", "gpu", "gpus", "vlm"
 # Activities every paper does, not problems it addresses; the model lists them as tasks when it has nothing better.
 GENERIC_TASKS = {"benchmarking", "evaluation", "modelevaluation", "datasetconstruction", "datasetcreation", "datacollection",
                  "deeplearning", "machinelearning", "modelperformance", "experiments", "coding", "analysis"}
-GROUNDING_VERSION = "3"  # part of the schema version: changing these rules re-checks stored answers
+GROUNDING_VERSION = "4"  # part of the schema version: changing these rules re-checks stored answers
 MIN_FUZZY_KEY = 6  # shorter names must match exactly: "DSG" ~ "DSL" is not a spelling variant
 FUZZY_THRESHOLD = 90
 
@@ -67,8 +71,9 @@ def is_grounded(name: str, source_key: str) -> bool:
 
 
 def strip_task_words(name: str) -> str:
-    """'ImageNet classification' -> 'ImageNet'; only lower-case words after a proper name are cut."""
-    stripped = TASK_TAIL.sub("", name).strip()
+    """'ImageNet classification' -> 'ImageNet', 'Atari games' -> 'Atari'; only lower-case words after a proper
+    name are cut."""
+    stripped = TASK_TAIL.sub("", GENERIC_NOUN_TAIL.sub("", name)).strip()
     return stripped if re.search(r"[A-Z0-9]", stripped) else name
 
 
