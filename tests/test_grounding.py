@@ -80,6 +80,14 @@ def test_task_words_glued_to_benchmark_names_are_cut():
     assert strip_task_words("the benchmark dataset") == "the benchmark dataset"  # nothing proper left
 
 
+def test_architectures_and_metrics_are_not_benchmarks():
+    from papertag.grounding import looks_like_benchmark
+    for name in ("Transformer", "GNMT", "LSTM", "nDCG@10", "FID", "BLEU", "ROUGE-L", "Pass@1", "mAP", "F1"):
+        assert not looks_like_benchmark(name), name
+    for name in ("CNN/DailyMail", "MS MARCO", "GLUE", "WMT16", "HotpotQA", "CIFAR-10", "BLEURT-bench"):
+        assert looks_like_benchmark(name), name  # a whole-name match only: datasets that start the same stay
+
+
 def test_models_counts_and_field_acronyms_are_not_benchmarks():
     from papertag.grounding import looks_like_benchmark
     for name in ("DeiT-S", "Pythia", "OpenLLaMA", "RoBERTa", "125M to 180B", "11 model families", "7B", "LLM inference"):

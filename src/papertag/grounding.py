@@ -22,6 +22,11 @@ MODEL_NAME = re.compile(
     r"^(chat)?(gpt|llama|openllama|claude|gemini|mistral|mixtral|qwen|vicuna|falcon|deepseek|pythia|bloom|opt\d|"
     r"t5|flant5|bert|roberta|deberta|albert|electra|xlnet|deit|vit|resnet|vgg|efficientnet|clip|llava|whisper|"
     r"wav2vec|hubert|phi\d|gemma|mpt|olmo|stablediffusion|sdxl)", re.I)
+# Whole names that are an architecture or a metric, never a dataset: "Transformer", "GNMT", "nDCG@10", "FID".
+ARCHITECTURE_OR_METRIC = re.compile(
+    r"^(transformers?|lstms?|grus?|cnns?|rnns?|gnmt|unet|mlps?|gans?|"
+    r"ndcg|mrr|map|bleu|rouge[l12]?|meteor|cider|fid|psnr|ssim|lpips|wer|cer|eer|auc|auroc|auprc|f1|pass|hits|"
+    r"recall|precision|accuracy|mae|rmse|mse|perplexity|winrate)\d*$")
 NOT_A_DATASET_TAIL = re.compile(r"\b(taxonomy|model|models|framework|algorithm|method|approach|architecture)$", re.I)
 # Task words glued to a benchmark name: "ImageNet classification" is the benchmark "ImageNet".
 TASK_TAIL = re.compile(
@@ -39,7 +44,7 @@ GENERIC_ACRONYMS = {"llm", "llms", "ai", "ml", "nlp", "rl", "gpu", "gpus", "vlm"
 # Activities every paper does, not problems it addresses; the model lists them as tasks when it has nothing better.
 GENERIC_TASKS = {"benchmarking", "evaluation", "modelevaluation", "datasetconstruction", "datasetcreation", "datacollection",
                  "deeplearning", "machinelearning", "modelperformance", "experiments", "coding", "analysis"}
-GROUNDING_VERSION = "4"  # part of the schema version: changing these rules re-checks stored answers
+GROUNDING_VERSION = "5"  # part of the schema version: changing these rules re-checks stored answers
 MIN_FUZZY_KEY = 6  # shorter names must match exactly: "DSG" ~ "DSL" is not a spelling variant
 FUZZY_THRESHOLD = 90
 
@@ -86,7 +91,9 @@ def looks_like_benchmark(name: str) -> bool:
     capitalised = [word for word in re.findall(r"[\w'-]+", name) if re.search(r"[A-Z0-9]", word)]
     if all(tag_key(word) in GENERIC_ACRONYMS for word in capitalised):
         return False  # "LLM inference"
-    return not MODEL_NAME.match(tag_key(name)) and not NOT_A_DATASET_TAIL.search(name.strip())
+    key = tag_key(name)
+    return (not MODEL_NAME.match(key) and not ARCHITECTURE_OR_METRIC.match(key)
+            and not NOT_A_DATASET_TAIL.search(name.strip()))
 
 
 def ground(tags: PaperTags, title: str, abstract: str) -> tuple[PaperTags, list[str]]:
