@@ -17,7 +17,8 @@ from .neighbours import nearest, stored_vectors
 from .errors import DatabaseError, InputError, NotFound
 from .schema import DOMAINS
 from .read_tables import TAGS_OF_RECORDS, literal_list
-from .search import NO_INDEX, SEARCH_SCHEMA, SEARCH_TABLE, has_search_index, load_fts
+from . import search_index
+from .search import LEGACY_SCHEMA, LEGACY_TABLE, NO_INDEX, has_legacy_index, load_fts
 from .selection import parse_day
 from .store import PAPER_METADATA_COLUMNS, open_reader, rows_as_dicts
 from .text import tag_key
@@ -226,8 +227,13 @@ class Reader:
                task: str | None = None, method: str | None = None) -> list[dict[str, Any]]:
         """Papers ranked by BM25 over title, summary, abstract and tags, best first, each record with its score;
         the filters are query's. The index is the one the last ingest built (search.py)."""
-        selection, params = self._selection(text, domain=domain, benchmark=benchmark, task=task, method=method)
-        return self._records_of(selection, params, "score DESC, title, id", limit, 0)
+        selection, params = self._selection(text, domain=domain, benchmark=benchmark, task=task, method=method,
+                                            best=max(0, limit))
+        found = self._records_of(selection, params, "score DESC, title, id", limit, 0)
+        if len(found) < limit:  # a best paper may have lost its record since the index was updated: all of them
+            selection, params = self._selection(text, domain=domain, benchmark=benchmark, task=task, method=method)
+            found = self._records_of(selection, params, "score DESC, title, id", limit, 0)
+        return found
 
     def browse(self, text: str | None = None, *, domain: str | None = None, benchmark: str | None = None,
                task: str | None = None, method: str | None = None, offset: int = 0, limit: int = 20,
@@ -315,10 +321,11 @@ class Reader:
         ))
 
     def _selection(self, text: str | None, *, domain: str | None, benchmark: str | None, task: str | None,
-                   method: str | None) -> tuple[str, list[Any]]:
+                   method: str | None, best: int | None = None) -> tuple[str, list[Any]]:
         """SQL for the tagged papers matching the filters, one row each (id, title, added_at, domain and the BM25
         score for the text, NULL without one), and its parameters; a text matches a paper when any of its words
-        (stemmed, not a stopword) occurs."""
+        (stemmed, not a stopword) occurs. With `best` and no filter, only the papers that can be among the best
+        `best` by score are selected (a search's page, not a list page's total and facets)."""
         if self.fast:  # from the derived records: one sorted run of benchmark_records for a benchmark
             matches, params = self._tag_matches(benchmark=None, task=task, method=method, domain=domain,
                                                 table="current_tags", column="paper_id")
@@ -346,18 +353,23 @@ class Reader:
                         FROM current_extractions e JOIN papers p ON p.id = e.paper_id {where}""", params)
         if not text.strip():
             raise InputError("give some words to search for")
-        if not has_search_index(self.con):
+        if search_index.is_built(self.con):
+            docids, scores = search_index.scores(self.con, text)
+            if best is not None and domain is None and benchmark is None and task is None and method is None:
+                docids, scores = search_index.best(docids, scores, best)
+            search_index.hits_table(self.con, docids, scores)
+        elif has_legacy_index(self.con):  # not written since migration 11: the fts index it had
+            load_fts(self.con)
+            # Scored once into a temporary table of this connection (a read-only database allows them): browse
+            # runs the selection four times (page, total, facets).
+            self.con.execute(
+                f"""CREATE OR REPLACE TEMP TABLE search_hits AS
+                    SELECT id, score FROM (SELECT id, {LEGACY_SCHEMA}.match_bm25(id, ?) AS score FROM {LEGACY_TABLE})
+                    WHERE score IS NOT NULL""",
+                [text],
+            )
+        else:
             raise DatabaseError(NO_INDEX)
-        load_fts(self.con)
-        # Scored once into a temporary table of this connection (a read-only database allows them): browse runs
-        # the selection four times (page, total, facets), and DuckDB plans joins with a real table well (hits
-        # passed as list parameters were estimated at one row: 40x slower at 2,000 papers).
-        self.con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE search_hits AS
-                SELECT id, score FROM (SELECT id, {SEARCH_SCHEMA}.match_bm25(id, ?) AS score FROM {SEARCH_TABLE})
-                WHERE score IS NOT NULL""",
-            [text],
-        )
         if self.fast:
             return (f"""SELECT p.paper_id AS id, p.title, p.added_at, p.domain, h.score, {TAG_LISTS}
                         FROM search_hits h JOIN {records} p ON p.paper_id = h.id {where}""", params)
