@@ -472,7 +472,7 @@ class Reader:
         texts = limit + 1
         if matrix is not None:
             while True:
-                found = nearest(matrix, paper["content_hash"], texts)
+                found = nearest(self.con, matrix, paper["content_hash"], texts)
                 scores = dict(found)
                 # Through paper_hashes' index, then papers' primary key: two look-ups by literal lists (as one
                 # query with a subquery, DuckDB scanned papers instead: 1.2 s on a cold file, against 2 ms).
