@@ -180,14 +180,17 @@ def best(docids: "np.ndarray", values: "np.ndarray", count: int) -> tuple["np.nd
     return docids[keep], values[keep]
 
 
-def hits_table(con: duckdb.DuckDBPyConnection, docids: "np.ndarray", values: "np.ndarray") -> None:
+def hits_table(con: duckdb.DuckDBPyConnection, docids: "np.ndarray", values: "np.ndarray") -> list[str] | None:
     """The scored papers as the temporary table search_hits (id, score) of this connection (a read-only database
-    allows them); a few are looked up by docid through search_docs' primary key, many joined."""
+    allows them). A few are looked up by docid through search_docs' primary key, and their paper ids returned, so
+    the caller can fetch their records by primary key too; many are joined, and None returned."""
     scored = pa.table({"docid": pa.array(docids, pa.int32()), "score": pa.array(values, pa.float64())})
+    few = len(docids) <= FEW_PAPERS
     con.register("search_scored", scored)
     try:
-        where = f"WHERE d.docid IN ({', '.join(str(int(d)) for d in docids)})" if 0 < len(docids) <= FEW_PAPERS else ""
+        where = f"WHERE d.docid IN ({', '.join(str(int(d)) for d in docids)})" if few and len(docids) else ""
         con.execute(f"""CREATE OR REPLACE TEMP TABLE search_hits AS
                         SELECT d.paper_id AS id, s.score FROM search_docs d JOIN search_scored s USING (docid) {where}""")
     finally:
         con.unregister("search_scored")
+    return [row[0] for row in con.execute("SELECT id FROM search_hits").fetchall()] if few else None
