@@ -22,7 +22,7 @@ def test_nearest_equals_exact_float32_even_for_near_ties(db_path):
     count = 3000
     vectors = unit(rng.standard_normal((count, DIMENSIONS)))
     # Twenty texts a hair apart around p0 (1e-5 of a component: below float16's resolution near p0), so their
-    # float16 scores tie or swap; the exact float32 order must still come out (with MARGIN = 0 it does not).
+    # float16 scores tie or swap; the exact float32 order must still come out (with RELATIVE_ERROR = 0 it does not).
     for i in range(1, 21):
         vectors[i] = unit((vectors[0] + 0.3 * vectors[100] + 1e-5 * i * vectors[200])[None, :])[0]
     papers = [make_paper(f"Paper {i}", f"Abstract number {i}.", "a.txt", f"p{i:04d}") for i in range(count)]
