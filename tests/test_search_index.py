@@ -83,6 +83,19 @@ def test_top_k_with_ties_and_filters(db_path):
         assert reader.browse("graph", domain="nlp")["total"] == 4
 
 
+def test_a_best_paper_without_its_record_yet_is_replaced_by_the_next(db_path):
+    with Store(db_path) as store:
+        store.add_papers([P1, P2])
+        tag(store, P1, TAGS1)
+        tag(store, P2, TAGS2)
+        store.refresh_search_index()
+        # P1's text changes (no record until it is tagged again); the index still has it until the ingest's end.
+        store.add_papers([make_paper("Paper one", "A new abstract.", "b.txt", "p1")])
+    with Reader(db_path) as reader:
+        assert [hit["id"] for hit in reader.search("GLUE paper", limit=1)] == ["p2"]
+        assert [hit["id"] for hit in reader.search("GLUE paper", limit=5)] == ["p2"]
+
+
 def fresh_build(con) -> tuple[list, tuple]:
     """What the index would hold if built from nothing now: (paper, term, tf, len) rows and the totals."""
     return (sorted(con.execute(

@@ -110,6 +110,7 @@ class Reader:
         # DuckDB draws a progress bar on stdout for a query over 2 s: it would land inside `export` output or a
         # web server's log.
         self.con.execute("SET enable_progress_bar = false")
+        self._pruned = False  # whether the last search selection kept only its best papers
         self._metadata_as_null()
         # A database not yet upgraded to the derived read tables (read_tables.py) is read from the base tables.
         self.fast = bool(self.con.execute(
@@ -226,11 +227,11 @@ class Reader:
     def search(self, text: str, *, limit: int = 20, domain: str | None = None, benchmark: str | None = None,
                task: str | None = None, method: str | None = None) -> list[dict[str, Any]]:
         """Papers ranked by BM25 over title, summary, abstract and tags, best first, each record with its score;
-        the filters are query's. The index is the one the last ingest built (search.py)."""
+        the filters are query's. The index is the one the last ingest updated (search_index.py)."""
         selection, params = self._selection(text, domain=domain, benchmark=benchmark, task=task, method=method,
                                             best=max(0, limit))
         found = self._records_of(selection, params, "score DESC, title, id", limit, 0)
-        if len(found) < limit:  # a best paper may have lost its record since the index was updated: all of them
+        if len(found) < limit and self._pruned:  # a best paper lost its record since the index was updated
             selection, params = self._selection(text, domain=domain, benchmark=benchmark, task=task, method=method)
             found = self._records_of(selection, params, "score DESC, title, id", limit, 0)
         return found
@@ -353,10 +354,13 @@ class Reader:
                         FROM current_extractions e JOIN papers p ON p.id = e.paper_id {where}""", params)
         if not text.strip():
             raise InputError("give some words to search for")
+        self._pruned = False
         if search_index.is_built(self.con):
             docids, scores = search_index.scores(self.con, text)
+            matched = len(docids)
             if best is not None and domain is None and benchmark is None and task is None and method is None:
                 docids, scores = search_index.best(docids, scores, best)
+            self._pruned = len(docids) < matched
             few = search_index.hits_table(self.con, docids, scores)
             if few is not None:  # their records by primary key, not by joining all of them
                 where = ("WHERE " if not where else where + " AND ") + f"p.paper_id IN ({_literal_list(few) or 'NULL'})"
