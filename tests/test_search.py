@@ -7,7 +7,8 @@ from typer.testing import CliRunner
 
 from papertag.cli import app
 from papertag.queries import Reader
-from papertag.search import SEARCH_TABLE, fts_extension_path, load_fts
+from old_schema import rewind_schema
+from papertag.search import fts_extension_path, load_fts
 from papertag.store import Store
 
 runner = CliRunner()
@@ -68,15 +69,13 @@ def test_the_index_follows_ingests(fake_server, sample_path, db_path, tmp_path):
 def test_older_database_without_an_index(fake_server, sample_path, db_path):
     ingest(fake_server, sample_path, db_path)
     with Store(db_path) as store:  # as written before search existed
-        load_fts(store.con)
-        store.con.execute(f"PRAGMA drop_fts_index('{SEARCH_TABLE}')")
-        store.con.execute(f"DROP TABLE {SEARCH_TABLE}")
+        rewind_schema(store.con, 10)
     result = cli("search", "agent", "--db", db_path)
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines() == [
         "error: no search index yet; run 'papertag ingest FILE' to build the search index"]
     assert cli("query", "--benchmark", "AgentBench", "--db", db_path).exit_code == 0  # other reads still work
-    ingest(fake_server, sample_path, db_path)  # nothing to tag, but the missing index is built
+    ingest(fake_server, sample_path, db_path)  # nothing to tag, but the upgrade builds the index
     assert json.loads(cli("search", "CycleQD", "--json", "--db", db_path).stdout)[0]["title"] == CYCLEQD
 
 

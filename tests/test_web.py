@@ -10,6 +10,7 @@ from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from fake_openai import FakeOpenAI
+from old_schema import rewind_schema
 from papertag.cli import app as cli_app
 from papertag.store import Store
 from papertag.web.app import PAGE_SIZE, create_app, list_url
@@ -159,8 +160,8 @@ def test_an_eval_database_without_runs(tagged_db, tmp_path):
 def test_a_database_without_search_index_still_lists(tmp_path, sample_path):
     db = tmp_path / "old.duckdb"
     ingest(sample_path, db)
-    with Store(db) as store:
-        store.con.execute("DROP SCHEMA fts_main_paper_search CASCADE")
+    with Store(db) as store:  # as written before search existed
+        rewind_schema(store.con, 10)
     page = TestClient(create_app(db)).get("/?q=agents")
     assert page.status_code == 200 and "run &#39;papertag ingest FILE&#39; to build the search index" in page.text
     assert page.text.count('class="title"') == PAGE_SIZE

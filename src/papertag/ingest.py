@@ -204,14 +204,14 @@ def ingest(
             raise RunInterrupted(report) from None
         report.embedding_seconds = time.perf_counter() - embedding_started
     if not report.interrupted:
-        # An interrupted run leaves the index as it was; the next run sees the change and rebuilds it.
+        # An interrupted run leaves the index as it was; the next run sees the changed papers and indexes them.
         report.search_index_rebuilt = refresh_search_index(store, on_wait)
     report.wall_seconds = time.perf_counter() - started
     return report
 
 
 def refresh_search_index(store: Store, on_wait: Callable[[str], None] = lambda message: None) -> bool:
-    """Rebuild the keyword-search index if this run changed what readers see; like the last flush, it waits for
+    """Update the keyword-search index with the papers whose current record changed; like the last flush, it waits for
     readers as long as it takes."""
     while True:
         try:
@@ -219,7 +219,7 @@ def refresh_search_index(store: Store, on_wait: Callable[[str], None] = lambda m
             store.refresh_read_tables()  # the derived read tables' sort and facet counts (read_tables.py)
             return store.refresh_search_index()
         except DatabaseBusy as busy:
-            on_wait(f"{busy}; the search index is rebuilt once it is free")
+            on_wait(f"{busy}; the search index is updated once it is free")
         finally:
             store.release()
 

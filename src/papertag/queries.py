@@ -17,7 +17,8 @@ from .neighbours import nearest, stored_vectors
 from .errors import DatabaseError, InputError, NotFound
 from .schema import DOMAINS
 from .read_tables import TAGS_OF_RECORDS, literal_list
-from .search import NO_INDEX, SEARCH_SCHEMA, SEARCH_TABLE, has_search_index, load_fts
+from . import search_index
+from .search import LEGACY_SCHEMA, LEGACY_TABLE, NO_INDEX, has_legacy_index, load_fts
 from .selection import parse_day
 from .store import PAPER_METADATA_COLUMNS, open_reader, rows_as_dicts
 from .text import tag_key
@@ -109,6 +110,7 @@ class Reader:
         # DuckDB draws a progress bar on stdout for a query over 2 s: it would land inside `export` output or a
         # web server's log.
         self.con.execute("SET enable_progress_bar = false")
+        self._pruned = False  # whether the last search selection kept only its best papers
         self._metadata_as_null()
         # A database not yet upgraded to the derived read tables (read_tables.py) is read from the base tables.
         self.fast = bool(self.con.execute(
@@ -225,9 +227,14 @@ class Reader:
     def search(self, text: str, *, limit: int = 20, domain: str | None = None, benchmark: str | None = None,
                task: str | None = None, method: str | None = None) -> list[dict[str, Any]]:
         """Papers ranked by BM25 over title, summary, abstract and tags, best first, each record with its score;
-        the filters are query's. The index is the one the last ingest built (search.py)."""
-        selection, params = self._selection(text, domain=domain, benchmark=benchmark, task=task, method=method)
-        return self._records_of(selection, params, "score DESC, title, id", limit, 0)
+        the filters are query's. The index is the one the last ingest updated (search_index.py)."""
+        selection, params = self._selection(text, domain=domain, benchmark=benchmark, task=task, method=method,
+                                            best=max(0, limit))
+        found = self._records_of(selection, params, "score DESC, title, id", limit, 0)
+        if len(found) < limit and self._pruned:  # a best paper lost its record since the index was updated
+            selection, params = self._selection(text, domain=domain, benchmark=benchmark, task=task, method=method)
+            found = self._records_of(selection, params, "score DESC, title, id", limit, 0)
+        return found
 
     def browse(self, text: str | None = None, *, domain: str | None = None, benchmark: str | None = None,
                task: str | None = None, method: str | None = None, offset: int = 0, limit: int = 20,
@@ -315,10 +322,11 @@ class Reader:
         ))
 
     def _selection(self, text: str | None, *, domain: str | None, benchmark: str | None, task: str | None,
-                   method: str | None) -> tuple[str, list[Any]]:
+                   method: str | None, best: int | None = None) -> tuple[str, list[Any]]:
         """SQL for the tagged papers matching the filters, one row each (id, title, added_at, domain and the BM25
         score for the text, NULL without one), and its parameters; a text matches a paper when any of its words
-        (stemmed, not a stopword) occurs."""
+        (stemmed, not a stopword) occurs. With `best` and no filter, only the papers that can be among the best
+        `best` by score are selected (a search's page, not a list page's total and facets)."""
         if self.fast:  # from the derived records: one sorted run of benchmark_records for a benchmark
             matches, params = self._tag_matches(benchmark=None, task=task, method=method, domain=domain,
                                                 table="current_tags", column="paper_id")
@@ -346,18 +354,28 @@ class Reader:
                         FROM current_extractions e JOIN papers p ON p.id = e.paper_id {where}""", params)
         if not text.strip():
             raise InputError("give some words to search for")
-        if not has_search_index(self.con):
+        self._pruned = False
+        if search_index.is_built(self.con):
+            docids, scores = search_index.scores(self.con, text)
+            matched = len(docids)
+            if best is not None and domain is None and benchmark is None and task is None and method is None:
+                docids, scores = search_index.best(docids, scores, best)
+            self._pruned = len(docids) < matched
+            few = search_index.hits_table(self.con, docids, scores)
+            if few is not None:  # their records by primary key, not by joining all of them
+                where = ("WHERE " if not where else where + " AND ") + f"p.paper_id IN ({_literal_list(few) or 'NULL'})"
+        elif has_legacy_index(self.con):  # not written since migration 11: the fts index it had
+            load_fts(self.con)
+            # Scored once into a temporary table of this connection (a read-only database allows them): browse
+            # runs the selection four times (page, total, facets).
+            self.con.execute(
+                f"""CREATE OR REPLACE TEMP TABLE search_hits AS
+                    SELECT id, score FROM (SELECT id, {LEGACY_SCHEMA}.match_bm25(id, ?) AS score FROM {LEGACY_TABLE})
+                    WHERE score IS NOT NULL""",
+                [text],
+            )
+        else:
             raise DatabaseError(NO_INDEX)
-        load_fts(self.con)
-        # Scored once into a temporary table of this connection (a read-only database allows them): browse runs
-        # the selection four times (page, total, facets), and DuckDB plans joins with a real table well (hits
-        # passed as list parameters were estimated at one row: 40x slower at 2,000 papers).
-        self.con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE search_hits AS
-                SELECT id, score FROM (SELECT id, {SEARCH_SCHEMA}.match_bm25(id, ?) AS score FROM {SEARCH_TABLE})
-                WHERE score IS NOT NULL""",
-            [text],
-        )
         if self.fast:
             return (f"""SELECT p.paper_id AS id, p.title, p.added_at, p.domain, h.score, {TAG_LISTS}
                         FROM search_hits h JOIN {records} p ON p.paper_id = h.id {where}""", params)
@@ -460,26 +478,28 @@ class Reader:
         texts = limit + 1
         if matrix is not None:
             while True:
-                found = nearest(matrix, paper["content_hash"], texts)
+                found = nearest(self.con, matrix, paper["content_hash"], texts)
                 scores = dict(found)
-                # Through paper_hashes' index, then papers' primary key: two look-ups by literal lists (as one
-                # query with a subquery, DuckDB scanned papers instead: 1.2 s on a cold file, against 2 ms).
+                # Through paper_hashes' index, then the records' primary key (tagged papers, with their summary
+                # and domain), then papers' for any not tagged: look-ups by literal lists (as one query with a
+                # subquery, DuckDB scanned papers instead: 1.2 s on a cold file, against 2 ms).
                 ids = [row[0] for row in self.con.execute(
                     f"SELECT paper_id FROM paper_hashes WHERE content_hash IN ({_literal_list(list(scores))})").fetchall()]
-                papers = self.con.execute(
-                    f"SELECT id, title, content_hash FROM papers WHERE id IN ({_literal_list(ids)})").fetchall() if ids else []
-                papers = sorted(((scores[content_hash], paper_id, title) for paper_id, title, content_hash in papers
+                rows = {row[0]: row[1:] for row in self.con.execute(
+                    f"""SELECT paper_id, title, content_hash, summary, domain FROM current_records
+                        WHERE paper_id IN ({_literal_list(ids)})""").fetchall()} if ids else {}
+                untagged = [paper_id for paper_id in ids if paper_id not in rows]
+                if untagged:
+                    rows.update((row[0], (*row[1:], None, None)) for row in self.con.execute(
+                        f"SELECT id, title, content_hash FROM papers WHERE id IN ({_literal_list(untagged)})").fetchall())
+                papers = sorted(((scores[content_hash], paper_id, title, summary, domain)
+                                 for paper_id, (title, content_hash, summary, domain) in rows.items()
                                  if paper_id != paper["id"] and content_hash in scores), key=lambda row: (-row[0], row[1]))
                 if len(papers) >= limit or texts >= len(matrix.hashes):
                     break
                 texts *= 4
-            papers = papers[:limit]
-            extracted = {row[0]: row[1:] for row in self.con.execute(
-                f"SELECT paper_id, summary, domain FROM current_records WHERE paper_id IN ({_literal_list([p[1] for p in papers])})"
-            ).fetchall()} if papers else {}
-            return [{"id": paper_id, "title": title, "summary": extracted.get(paper_id, (None, None))[0],
-                     "domain": extracted.get(paper_id, (None, None))[1], "score": score}
-                    for score, paper_id, title in papers]
+            return [{"id": paper_id, "title": title, "summary": summary, "domain": domain, "score": score}
+                    for score, paper_id, title, summary, domain in papers[:limit]]
         while True:
             rows = rows_as_dicts(self.con.execute(
                 """WITH target AS (SELECT vector FROM paper_vectors WHERE content_hash = ? AND model = ?),

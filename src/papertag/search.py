@@ -1,37 +1,21 @@
-"""Keyword search: DuckDB's full-text-search extension, loaded from its PyPI package, over each paper's current text.
-
-The index is a table `paper_search` (id, title, summary, abstract, tags of the current extraction) with a BM25
-index on it. The Store rebuilds it at the end of an ingest when the current extractions changed; queries only read.
+"""Keyword search's use of DuckDB's full-text-search extension, loaded from its PyPI package: its stemmer and its
+tokenizer (the index itself is search_index.py's). Databases from before migration 11 kept an fts index over a
+table `paper_search`; a reader still searches one of those through the extension's match_bm25 until its next write.
 """
 
 from __future__ import annotations
 
+import threading
+from functools import cache
 from pathlib import Path
 
 import duckdb
 
 from .errors import ConfigurationError
 
-SEARCH_TABLE = "paper_search"
-SEARCH_SCHEMA = f"fts_main_{SEARCH_TABLE}"  # where create_fts_index puts its tables and the match_bm25 macro
-SEARCH_FIELDS = ("title", "summary", "abstract", "tags")
+LEGACY_TABLE = "paper_search"
+LEGACY_SCHEMA = f"fts_main_{LEGACY_TABLE}"  # where create_fts_index put its tables and the match_bm25 macro
 NO_INDEX = "no search index yet; run 'papertag ingest FILE' to build the search index"
-
-# What the index is built from: every tagged paper with its current summary and tags, as one row.
-BUILD_SEARCH_TABLE = f"""
-    CREATE OR REPLACE TABLE {SEARCH_TABLE} AS
-    SELECT p.id, p.title, e.summary, p.abstract,
-           coalesce(string_agg(t.value, ' ' ORDER BY t.kind, t.position), '') AS tags
-    FROM papers p
-    JOIN current_extractions e ON e.paper_id = p.id
-    LEFT JOIN tags t ON t.extraction_id = e.id
-    GROUP BY ALL
-"""
-CREATE_INDEX = (f"PRAGMA create_fts_index('{SEARCH_TABLE}', 'id', "
-                + ", ".join(f"'{field}'" for field in SEARCH_FIELDS) + ", overwrite=1)")
-# Changes whenever a paper gains, loses or replaces its current extraction (a changed text has none until it is
-# tagged again), so an ingest that changed nothing leaves the index alone. Kept as the search table's comment.
-CONTENT_FINGERPRINT = "SELECT count(*) || ':' || coalesce(bit_xor(hash(paper_id, id)), 0) FROM current_extractions"
 
 
 def fts_extension_path() -> Path:
@@ -56,21 +40,48 @@ def load_fts(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"LOAD '{fts_extension_path()}'")
 
 
-def has_search_index(con: duckdb.DuckDBPyConnection) -> bool:
-    """False for a database written before search existed, until its next ingest."""
+class Tokenizer:
+    """fts's own tokenizer, taken from an index it builds on an empty table in a private in-memory database: the
+    `tokenize` macro (split on the ignore pattern, lower case, accents stripped) and the English stopwords. Index
+    and queries use exactly the words match_bm25 would, without copying the extension's constants."""
+
+    def __init__(self) -> None:
+        self.con = duckdb.connect()
+        self.con.execute("SET enable_progress_bar = false")
+        load_fts(self.con)
+        self.con.execute("CREATE TABLE probe (id VARCHAR, text VARCHAR)")
+        self.con.execute("PRAGMA create_fts_index('probe', 'id', 'text')")
+        self.macro = self.con.execute(
+            """SELECT macro_definition FROM duckdb_functions()
+               WHERE schema_name = 'fts_main_probe' AND function_name = 'tokenize'""").fetchone()[0]
+        self.stopwords = [row[0] for row in self.con.execute("SELECT sw FROM fts_main_probe.stopwords").fetchall()]
+        self.lock = threading.Lock()  # one DuckDB connection, shared by a web server's threads
+
+    def query_terms(self, text: str) -> list[str]:
+        """A query's distinct terms as match_bm25 takes them: stemmed, stopwords not removed (the index has none,
+        but a stopword's stem can be an indexed word's)."""
+        with self.lock:
+            return [row[0] for row in self.con.execute(
+                "SELECT DISTINCT stem(unnest(fts_main_probe.tokenize(?)), 'porter') AS term ORDER BY term", [text]
+            ).fetchall() if row[0]]
+
+    def install(self, con: duckdb.DuckDBPyConnection) -> None:
+        """The tokenizer on a writer's connection, as the temporary macro search_tokenize and table
+        search_stopwords, for indexing papers where they are stored."""
+        load_fts(con)
+        con.execute(f"CREATE OR REPLACE TEMP MACRO search_tokenize(s) AS {self.macro}")
+        con.execute("CREATE OR REPLACE TEMP TABLE search_stopwords (sw VARCHAR)")
+        con.execute("INSERT INTO search_stopwords SELECT unnest(?::VARCHAR[])", [self.stopwords])
+
+
+@cache
+def tokenizer() -> Tokenizer:
+    return Tokenizer()
+
+
+def has_legacy_index(con: duckdb.DuckDBPyConnection) -> bool:
+    """An fts index from before migration 11, in a database not written since."""
     return bool(con.execute(
         "SELECT count(*) FROM duckdb_schemas() WHERE database_name = current_database() AND schema_name = ?",
-        [SEARCH_SCHEMA],
+        [LEGACY_SCHEMA],
     ).fetchone()[0])
-
-
-def indexed_fingerprint(con: duckdb.DuckDBPyConnection) -> str | None:
-    """The content fingerprint the index was built from, or None without an index."""
-    if not has_search_index(con):
-        return None
-    row = con.execute(
-        """SELECT comment FROM duckdb_tables()
-           WHERE database_name = current_database() AND schema_name = 'main' AND table_name = ?""",
-        [SEARCH_TABLE],
-    ).fetchone()
-    return row[0] if row else None
