@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -22,6 +23,25 @@ MANY_SLOTS = 4
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 _LEFT_RUNNING: list = []  # servers not stopped after Ctrl-C (see open_endpoint)
 MIN_PAPERS_FOR_MANY_SLOTS = 50
+
+
+@contextmanager
+def _stop_signals_held() -> Iterator[list[int]]:
+    """SIGINT and SIGTERM wait while llama.cpp loads: a Ctrl-C that lands in the load hangs it for good (measured).
+    They are blocked for this thread, so the threads llama.cpp starts inherit the block and never see them, and
+    (in the main thread) recorded by a Python handler instead of raising in the middle of the load. The caller
+    re-raises what was recorded once the server is safely referenced."""
+    held: list[int] = []
+    previous = {}
+    if threading.current_thread() is threading.main_thread():  # Python handlers can only be set there
+        previous = {signum: signal.signal(signum, lambda signum, frame: held.append(signum)) for signum in STOP_SIGNALS}
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield held
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # a signal that came meanwhile is recorded here
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def resolve_model_path(name: str, models_dir: Path) -> Path:
@@ -68,15 +88,16 @@ def open_endpoint(name: str, options: BackendOptions) -> Iterator[Endpoint]:
     params.warmup = False
     params.ui = False
     params.verbosity = -1  # llama.cpp's own logging would tear the progress bar
-    # A Ctrl-C that lands while llama.cpp loads the model hangs the load for good (measured), so SIGINT and SIGTERM
-    # wait until it is done; the threads it starts inherit the mask and never see them.
-    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-    try:
-        server = xllamacpp.Server(params)
-    except Exception as error:  # the C++ side reports a bad GGUF as a generic error
-        raise BackendError(f"llama.cpp could not load {path}: {error}") from None
-    finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # a signal that came meanwhile is handled here
+    with _stop_signals_held() as held:
+        try:
+            server = xllamacpp.Server(params)
+        except Exception as error:  # the C++ side reports a bad GGUF as a generic error
+            raise BackendError(f"llama.cpp could not load {path}: {error}") from None
+        # Kept referenced until the run ends normally: after Ctrl-C the process exits without running the server's
+        # destructor, which joins llama.cpp's threads and hung for good when it ran during an interrupted load.
+        _LEFT_RUNNING.append(server)
+    if held:
+        signal.raise_signal(held[0])  # handled now, as it would have been: the caller stops and reports
     try:
         yield Endpoint(
             spec="local" + (f":{name}" if name else ""),
@@ -93,7 +114,11 @@ def open_endpoint(name: str, options: BackendOptions) -> Iterator[Endpoint]:
     except KeyboardInterrupt:
         # Stopping llama.cpp waits for every slot's answer in progress, minutes on a CPU (measured: still waiting
         # after 300 s). After Ctrl-C the process is about to exit, so the server is left to end with it.
-        _LEFT_RUNNING.append(server)
         raise
+    except BaseException:
+        _LEFT_RUNNING.remove(server)
+        raise
+    else:
+        _LEFT_RUNNING.remove(server)
     finally:
-        del server  # the server stops with its Python object
+        del server  # the server stops with its Python object, unless it is still in _LEFT_RUNNING
