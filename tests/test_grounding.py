@@ -94,3 +94,31 @@ def test_models_counts_and_field_acronyms_are_not_benchmarks():
         assert not looks_like_benchmark(name), name
     for name in ("20 Newsgroups", "300W", "MT-Bench", "CIFAR-10", "AgentBench", "LLM-Bench"):
         assert looks_like_benchmark(name), name
+
+
+def test_a_method_named_by_one_form_of_a_defined_acronym_gets_both_forms():
+    abstract = ("Confidence-based Graph Convolutional Networks (GCNs) use neighborhood aggregation. A WildDESED "
+                "(Wild Domestic Environment Sound Event Detection) variant and multi-head attention (MHA) (unbalanced")
+    grounded, dropped = ground(tags(methods=["GCN", "Graph Convolutional Networks", "MHA", "neighborhood aggregation"],
+                                    tasks=["node classification"], benchmarks=[]), "ConfGCN", abstract)
+    assert grounded.methods == ["Graph Convolutional Networks (GCNs)", "multi-head attention (MHA)",
+                                "neighborhood aggregation"]  # the two forms of one method are listed once
+    assert grounded.tasks == ["node classification"] and dropped == []
+
+
+def test_only_acronyms_that_spell_the_words_before_them_are_expanded():
+    from papertag.grounding import defined_acronyms
+    found = defined_acronyms("We train large language models (LLMs) on WildDESED (Wild DESED data) with "
+                             "reinforcement learning (PPO) and Factorization Machine (FM).")
+    assert found["llm"] == found["largelanguagemodel"] == "large language models (LLMs)"
+    assert found["fm"] == "Factorization Machine (FM)"
+    assert "ppo" not in found  # its letters are not in "reinforcement learning"
+    assert not any("DESED" in value for value in found.values())  # a name in brackets, not a definition
+
+
+def test_a_dataset_listed_as_a_method_becomes_a_benchmark():
+    abstract = "We fine-tune with contrastive learning and report results on the COCO dataset and the FLIP benchmark."
+    grounded, _ = ground(tags(methods=["contrastive learning", "COCO dataset", "FLIP benchmark", "language model"],
+                              benchmarks=["FLIP"]), "Title", abstract)
+    assert grounded.methods == ["contrastive learning"]  # "language model" is not in the text
+    assert grounded.benchmarks == ["FLIP", "COCO"]  # named once each, without the generic noun

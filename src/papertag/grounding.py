@@ -37,6 +37,8 @@ TASK_TAIL = re.compile(
 # "Atari games" is "Atari", "ImageNet validation set" is "ImageNet".
 GENERIC_NOUN_TAIL = re.compile(
     r"(\s+[a-z][a-z-]*)*\s+(datasets?|benchmarks?|corpus|corpora|games?|environments?|data|splits?|sets?)$")
+# A method that names itself a dataset: "CIFAR-10 dataset" listed as a method is the benchmark CIFAR-10.
+DATASET_NOUN_TAIL = re.compile(r"\s+(datasets?|benchmarks?|corpus|corpora)$", re.I)
 # Counts and size ranges: "11 model families", "125M to 180B", "7B".
 COUNT_OR_SIZE = re.compile(r"^[\d.,]+\s*[kKmMbBtT]?(\s+(to|and|-|–)\s+[\d.,]+\s*[kKmMbBtT]?)?(\s+[a-z][a-z-]*)*$")
 # Acronyms that name a field, not a dataset: "LLM inference", "RL tasks".
@@ -44,7 +46,8 @@ GENERIC_ACRONYMS = {"llm", "llms", "ai", "ml", "nlp", "rl", "gpu", "gpus", "vlm"
 # Activities every paper does, not problems it addresses; the model lists them as tasks when it has nothing better.
 GENERIC_TASKS = {"benchmarking", "evaluation", "modelevaluation", "datasetconstruction", "datasetcreation", "datacollection",
                  "deeplearning", "machinelearning", "modelperformance", "experiments", "coding", "analysis"}
-GROUNDING_VERSION = "5"  # part of the schema version: changing these rules re-checks stored answers
+DEFINED_ACRONYM = re.compile(r"(?<=\s)\(([A-Za-z][\w-]{1,11})\)")  # "... Networks (GCNs)"
+GROUNDING_VERSION = "6"  # part of the schema version: changing these rules re-checks stored answers
 MIN_FUZZY_KEY = 6  # shorter names must match exactly: "DSG" ~ "DSL" is not a spelling variant
 FUZZY_THRESHOLD = 90
 
@@ -96,6 +99,54 @@ def looks_like_benchmark(name: str) -> bool:
             and not NOT_A_DATASET_TAIL.search(name.strip()))
 
 
+def defined_acronyms(text: str) -> dict[str, str]:
+    """Acronyms the text defines ("Graph Convolutional Networks (GCNs)"), by the key of either form ->
+    "long form (ACRONYM)". The Schwartz-Hearst rule: the acronym's letters, matched right to left, must occur in
+    the words just before the parenthesis, its first letter at the start of a word. (The PyPI package for it,
+    'abbreviations', configures the root logger when imported, which would print every HTTP request.)"""
+    spelled_out: dict[str, str] = {}
+    for match in DEFINED_ACRONYM.finditer(text):
+        acronym = match.group(1)
+        letters = [c.casefold() for c in acronym if c.isalnum()]
+        if acronym.endswith("s") and acronym[:-1].isupper():
+            letters.pop()  # "GCNs"
+        if len(letters) < 2 or sum(c.islower() for c in acronym.removesuffix("s")) > 1:
+            continue  # "WildDESED" is a name, not an acronym of the words before it
+        words = text[:match.start()].split()[-min(len(letters) + 5, len(letters) * 2):]
+        window = " ".join(words)
+        position = len(window) - 1
+        for index in range(len(letters) - 1, -1, -1):
+            while position >= 0 and (window[position].casefold() != letters[index]
+                                     or (index == 0 and position > 0 and window[position - 1].isalnum())):
+                position -= 1
+            if position < 0:
+                break
+            position -= 1
+        else:
+            long_form = window[position + 1:].strip(" ,;:")
+            if len(long_form.split()) >= 2:
+                for form in (acronym, long_form):
+                    spelled_out.setdefault(_singular_key(form), f"{long_form} ({acronym})")
+    return spelled_out
+
+
+def _singular_key(name: str) -> str:
+    key = tag_key(name)
+    return key[:-1] if key.endswith("s") else key
+
+
+def spell_out(values: list[str], spelled_out: dict[str, str]) -> list[str]:
+    """A method named by only one form of a defined acronym gets both: "GCN" and "Graph Convolutional
+    Networks" both become "Graph Convolutional Networks (GCNs)", which a reader (and a search) finds either way."""
+    result: list[str] = []
+    for value in values:
+        if "(" not in value:
+            value = spelled_out.get(_singular_key(value), value)
+        if tag_key(value) not in {tag_key(kept) for kept in result}:
+            result.append(value)
+    return result
+
+
 def ground(tags: PaperTags, title: str, abstract: str) -> tuple[PaperTags, list[str]]:
     """Return the tags with ungrounded names and placeholders removed, and what was removed ("kind: value")."""
     source_key = tag_key(title + " " + abstract)
@@ -113,13 +164,17 @@ def ground(tags: PaperTags, title: str, abstract: str) -> tuple[PaperTags, list[
                 or (kind == "benchmark" and not looks_like_benchmark(value))
             ):
                 dropped.append(f"{kind}: {value}")
-            else:
+            elif tag_key(value) not in {tag_key(name) for name in kept}:  # "FLIP dataset" and "FLIP" are one
                 kept.append(value)
         return kept
 
+    datasets = [m for m in tags.methods if DATASET_NOUN_TAIL.search(m) and looks_like_benchmark(m)]
+    methods = [m for m in tags.methods if m not in datasets]
+    benchmarks = tags.benchmarks + [m for m in datasets if tag_key(m) not in {tag_key(b) for b in tags.benchmarks}]
+    spelled_out = defined_acronyms(title + ". " + abstract)
     grounded = tags.model_copy(update={
         "tasks": keep("task", tags.tasks, check_text=False),  # tasks are the model's own phrasing
-        "methods": keep("method", tags.methods, check_text=True),
-        "benchmarks": keep("benchmark", tags.benchmarks, check_text=True),
+        "methods": spell_out(keep("method", methods, check_text=True), spelled_out),
+        "benchmarks": keep("benchmark", benchmarks, check_text=True),
     })
     return grounded, dropped
