@@ -328,3 +328,33 @@ def test_concurrency_is_reached_and_never_exceeded(db_path):
     assert report.extracted == 40
     assert peak == 6
 
+
+
+def test_a_title_repeated_through_every_reask_keeps_the_tags_with_the_first_sentence_as_summary(db_path):
+    title = "A Study of Things"
+    abstract = "We study things with a new method. It is better than old ones on ThingBench."
+
+    def responder(request):
+        tags = rule_based_tags(request)
+        tags["summary"] = title + "."
+        return Reply(body=completion(json.dumps(tags)))
+
+    with FakeOpenAI(responder) as server:
+        report = run(db_path, [make_paper(title, abstract, "x")], server)
+        assert server.calls == 3  # the model was asked twice more first
+        assert report.extracted == 1 and report.failed == 0
+        assert count(db_path, "SELECT summary FROM extractions") == "We study things with a new method."
+        assert f"summary: {title}." in count(db_path, "SELECT dropped_tags FROM extractions")
+        again = run(db_path, [make_paper(title, abstract, "x")], server)
+        assert server.calls == 3 and again.cached == 1  # kept, so a re-run does not pay for it again
+
+
+def test_a_reasked_answer_with_other_faults_still_fails(db_path):
+    def responder(request):
+        tags = rule_based_tags(request)
+        tags["summary"], tags["domain"] = "A Study of Things", "astrology"
+        return Reply(body=completion(json.dumps(tags)))
+
+    with FakeOpenAI(responder) as server:
+        report = run(db_path, [make_paper("A Study of Things", "We study things.", "x")], server)
+    assert report.failed == 1 and count(db_path, "SELECT count(*) FROM extractions WHERE status = 'ok'") == 0

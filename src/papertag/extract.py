@@ -22,7 +22,7 @@ from .errors import BackendError
 from .grounding import ground
 from .prompts import Prompt
 from .redact import redact
-from .schema import PAPER_TITLE, PaperTags
+from .schema import PAPER_TITLE, SUMMARY_CHARS, TITLE_REPEATED, PaperTags, one_short_sentence
 from .sources import Paper
 from .text import clean_text
 
@@ -176,13 +176,18 @@ def response_format() -> dict:
     return {"type": "json_schema", "json_schema": {"name": PaperTags.__name__, "schema": copy.deepcopy(_JSON_SCHEMA)}}
 
 
-def _last_message(error: BaseException):
-    """The assistant message of the last answer instructor gave up on, if there was one."""
+def _last_choice(error: BaseException):
+    """The last answer instructor gave up on, if there was one."""
     for cause in _causes(error):
         choices = getattr(getattr(cause, "last_completion", None), "choices", None)
         if choices:
-            return choices[0].message
+            return choices[0]
     return None
+
+
+def _last_message(error: BaseException):
+    choice = _last_choice(error)
+    return choice.message if choice is not None else None
 
 
 def error_line(text: str) -> str:
@@ -285,7 +290,9 @@ class Extractor:
             )
         except Exception as error:  # recorded per paper; the run goes on, unless the key is wrong
             self.key_check.saw_failure(error)
-            return Extraction(paper, None, None, 0, 0, time.perf_counter() - started, truncated, describe(error))
+            rescued = rescue_title_summary(error, paper, abstract, time.perf_counter() - started, truncated)
+            return rescued or Extraction(
+                paper, None, None, 0, 0, time.perf_counter() - started, truncated, describe(error))
         self.key_check.saw_success()
         usage = completion.usage
         logprobs = completion.choices[0].logprobs
@@ -302,6 +309,48 @@ class Extractor:
             latency_s=time.perf_counter() - started,
             truncated=truncated,
         )
+
+
+def rescue_title_summary(error: BaseException, paper: Paper, abstract: str, latency_s: float,
+                         truncated: bool) -> Extraction | None:
+    """When the model's last answer is wrong only in repeating the title as its summary, keep its tags and show the
+    abstract's first sentence as the summary. The 1.5B model keeps repeating a title through every re-ask on about
+    1 paper in 100 (each costing minutes); failing would lose its tags and spend that time again on every re-run."""
+    validation = next((cause for cause in _causes(error) if isinstance(cause, ValidationError)), None)
+    choice = _last_choice(error)
+    if validation is None or choice is None or not choice.message.content:
+        return None
+    if any(problem["loc"] != ("summary",) or TITLE_REPEATED not in problem["msg"] for problem in validation.errors()):
+        return None
+    try:
+        answer = json.loads(choice.message.content)
+        model_summary = answer["summary"]
+        answer["summary"] = lead_sentence(abstract)
+        tags = PaperTags.model_validate(answer, context={"title": paper.title})
+    except (ValueError, KeyError, TypeError):  # pydantic's ValidationError is a ValueError
+        return None
+    domain_scores = domain_probabilities(choice.logprobs.content if getattr(choice, "logprobs", None) else None)
+    tags, dropped = finish(tags, paper.title, abstract, domain_scores)
+    usage = getattr(error, "total_usage", None)
+    return Extraction(
+        paper=paper,
+        tags=tags,
+        dropped=[f"summary: {model_summary}"] + dropped,
+        domain_scores=domain_scores,
+        raw_response=json.dumps(answer),
+        prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+        completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+        latency_s=latency_s,
+        truncated=truncated,
+    )
+
+
+def lead_sentence(abstract: str) -> str:
+    """The abstract's first sentence, cut to fit the summary field."""
+    lead = one_short_sentence(abstract)
+    if len(lead) < SUMMARY_CHARS:
+        return lead
+    return lead[:SUMMARY_CHARS - 2].rsplit(" ", 1)[0].rstrip(",;:") + "…"
 
 
 def finish(tags: PaperTags, title: str, abstract: str,

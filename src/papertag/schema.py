@@ -68,6 +68,9 @@ def one_short_sentence(text: str) -> str:
     return text
 
 
+TITLE_REPEATED = "summary repeats the title; say what the paper does and finds instead"
+
+
 class PaperTags(BaseModel):
     """A one-line summary and the tags of one paper."""
 
@@ -93,7 +96,7 @@ class PaperTags(BaseModel):
         summary = _printable(summary)
         title = (info.context or {}).get("title") or PAPER_TITLE.get()
         if title and tag_key(summary) == tag_key(title):
-            raise ValueError("summary repeats the title; say what the paper does and finds instead")
+            raise ValueError(TITLE_REPEATED)
         return one_short_sentence(summary)
 
     @field_validator("tasks", "methods", "benchmarks")
