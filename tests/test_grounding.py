@@ -122,3 +122,18 @@ def test_a_dataset_listed_as_a_method_becomes_a_benchmark():
                               benchmarks=["FLIP"]), "Title", abstract)
     assert grounded.methods == ["contrastive learning"]  # "language model" is not in the text
     assert grounded.benchmarks == ["FLIP", "COCO"]  # named once each, without the generic noun
+
+
+def test_a_one_word_task_gives_way_to_a_specific_one():
+    grounded, dropped = ground(tags(tasks=["retrieval", "document reranking"]), TITLE, ABSTRACT)
+    assert grounded.tasks == ["document reranking"] and "task: retrieval" in dropped
+    alone, _ = ground(tags(tasks=["summarization"]), TITLE, ABSTRACT)
+    assert alone.tasks == ["summarization"]  # never left without a task
+
+
+def test_only_a_proper_name_before_dataset_makes_a_method_a_benchmark():
+    from papertag.grounding import names_a_dataset
+    for name in ("CIFAR-10 dataset", "FLIP benchmark", "MetaScore corpus", "WMT16 datasets"):
+        assert names_a_dataset(name), name
+    for name in ("LLM-Powered dataset", "LLM-enhanced dataset", "our dataset", "Synthetic dataset", "CycleQD"):
+        assert not names_a_dataset(name), name
