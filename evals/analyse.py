@@ -52,7 +52,12 @@ def stored_answers(db: Path, model: str, prompt_version: str) -> dict[str, tuple
 def variant(name: str):
     """Switch parts of the post-processing off, to measure what each part adds."""
     saved = (grounding.strip_task_words, grounding.looks_like_benchmark, grounding.GENERIC_TASKS, domains.MIN_SCORE)
+    saved_v6 = (grounding.names_a_dataset, grounding.spell_out, grounding.specific_tasks)
     try:
+        if VARIANTS.index(name) < VARIANTS.index(GROUNDING_V6):
+            grounding.names_a_dataset = lambda method: False
+            grounding.spell_out = lambda values, spelled_out: values
+            grounding.specific_tasks = lambda tasks, dropped: tasks
         if name in ("validated only", "grounding v2 rules"):
             grounding.strip_task_words = lambda value: value
             grounding.GENERIC_TASKS = set()
@@ -65,6 +70,7 @@ def variant(name: str):
         yield
     finally:
         grounding.strip_task_words, grounding.looks_like_benchmark, grounding.GENERIC_TASKS, domains.MIN_SCORE = saved
+        grounding.names_a_dataset, grounding.spell_out, grounding.specific_tasks = saved_v6
 
 
 def predictions(gold, answers, name: str) -> dict[str, dict | None]:
@@ -86,7 +92,8 @@ def predictions(gold, answers, name: str) -> dict[str, dict | None]:
     return result
 
 
-VARIANTS = ("validated only", "grounding v2 rules", "+ benchmark shape rules, generic tasks",
+GROUNDING_V6 = "+ datasets named as methods, acronyms in both forms, one-word tasks (grounding v6)"
+VARIANTS = ("validated only", "grounding v2 rules", "+ benchmark shape rules, generic tasks", GROUNDING_V6,
             "+ domain calibrated by the model's probabilities", "+ domain cues (current)")
 
 
