@@ -2,9 +2,9 @@
 being built, has the process sent SIGINT, and whose destructor would hang (the real one joined llama.cpp's threads
 for good when it ran during an interrupted load)."""
 
-import os
 import signal
 import sys
+import threading
 from types import SimpleNamespace
 
 import pytest
@@ -22,7 +22,9 @@ class InterruptedServer:
     destroyed = 0
 
     def __init__(self, params):
-        os.kill(os.getpid(), signal.SIGINT)  # lands while the server is being built
+        # Lands while the server is being built. Sent to the main thread itself: a signal sent to the process can
+        # go to any other thread the test run has left, and reach Python only after the load is over.
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
         self.listening_address = "http://127.0.0.1:9"
 
     def __del__(self):
