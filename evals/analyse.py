@@ -52,11 +52,11 @@ def stored_answers(db: Path, model: str, prompt_version: str) -> dict[str, tuple
 def variant(name: str):
     """Switch parts of the post-processing off, to measure what each part adds."""
     saved = (grounding.strip_task_words, grounding.looks_like_benchmark, grounding.GENERIC_TASKS, domains.MIN_SCORE)
-    saved_v6 = (grounding.names_a_dataset, grounding.spell_out, grounding.specific_tasks)
+    saved_v6 = (grounding.names_a_dataset, grounding.defined_acronyms, grounding.specific_tasks)
     try:
         if VARIANTS.index(name) < VARIANTS.index(GROUNDING_V6):
             grounding.names_a_dataset = lambda method: False
-            grounding.spell_out = lambda values, spelled_out: values
+            grounding.defined_acronyms = lambda text: {}
             grounding.specific_tasks = lambda tasks, dropped: tasks
         if name in ("validated only", "grounding v2 rules"):
             grounding.strip_task_words = lambda value: value
@@ -70,7 +70,7 @@ def variant(name: str):
         yield
     finally:
         grounding.strip_task_words, grounding.looks_like_benchmark, grounding.GENERIC_TASKS, domains.MIN_SCORE = saved
-        grounding.names_a_dataset, grounding.spell_out, grounding.specific_tasks = saved_v6
+        grounding.names_a_dataset, grounding.defined_acronyms, grounding.specific_tasks = saved_v6
 
 
 def predictions(gold, answers, name: str) -> dict[str, dict | None]:

@@ -39,6 +39,8 @@ GENERIC_NOUN_TAIL = re.compile(
     r"(\s+[a-z][a-z-]*)*\s+(datasets?|benchmarks?|corpus|corpora|games?|environments?|data|splits?|sets?)$")
 # A method that names itself a dataset: "CIFAR-10 dataset" listed as a method is the benchmark CIFAR-10.
 DATASET_NOUN_TAIL = re.compile(r"\s+(datasets?|benchmarks?|corpus|corpora)$", re.I)
+# An acronym defined in the text: "... Graph Convolutional Networks (GCNs)".
+DEFINED_ACRONYM = re.compile(r"(?<=\s)\(([A-Za-z][\w-]{1,11})\)")
 # Counts and size ranges: "11 model families", "125M to 180B", "7B".
 COUNT_OR_SIZE = re.compile(r"^[\d.,]+\s*[kKmMbBtT]?(\s+(to|and|-|–)\s+[\d.,]+\s*[kKmMbBtT]?)?(\s+[a-z][a-z-]*)*$")
 # Acronyms that name a field, not a dataset: "LLM inference", "RL tasks".
@@ -46,7 +48,6 @@ GENERIC_ACRONYMS = {"llm", "llms", "ai", "ml", "nlp", "rl", "gpu", "gpus", "vlm"
 # Activities every paper does, not problems it addresses; the model lists them as tasks when it has nothing better.
 GENERIC_TASKS = {"benchmarking", "evaluation", "modelevaluation", "datasetconstruction", "datasetcreation", "datacollection",
                  "deeplearning", "machinelearning", "modelperformance", "experiments", "coding", "analysis"}
-DEFINED_ACRONYM = re.compile(r"(?<=\s)\(([A-Za-z][\w-]{1,11})\)")  # "... Networks (GCNs)"
 GROUNDING_VERSION = "6"  # part of the schema version: changing these rules re-checks stored answers
 MIN_FUZZY_KEY = 6  # shorter names must match exactly: "DSG" ~ "DSL" is not a spelling variant
 FUZZY_THRESHOLD = 90
@@ -135,18 +136,6 @@ def _singular_key(name: str) -> str:
     return key[:-1] if key.endswith("s") else key
 
 
-def spell_out(values: list[str], spelled_out: dict[str, str]) -> list[str]:
-    """A method named by only one form of a defined acronym gets both: "GCN" and "Graph Convolutional
-    Networks" both become "Graph Convolutional Networks (GCNs)", which a reader (and a search) finds either way."""
-    result: list[str] = []
-    for value in values:
-        if "(" not in value:
-            value = spelled_out.get(_singular_key(value), value)
-        if tag_key(value) not in {tag_key(kept) for kept in result}:
-            result.append(value)
-    return result
-
-
 def names_a_dataset(method: str) -> bool:
     """"CIFAR-10 dataset", "FLIP benchmark": a proper name (an acronym, a digit or inner capitals) before a dataset
     noun; not "LLM-Powered dataset", where the only name is a field acronym."""
@@ -172,6 +161,7 @@ def specific_tasks(tasks: list[str], dropped: list[str]) -> list[str]:
 def ground(tags: PaperTags, title: str, abstract: str) -> tuple[PaperTags, list[str]]:
     """Return the tags with ungrounded names and placeholders removed, and what was removed ("kind: value")."""
     source_key = tag_key(title + " " + abstract)
+    spelled_out = defined_acronyms(title + ". " + abstract)
     dropped: list[str] = []
 
     def keep(kind: str, values: list[str], check_text: bool) -> list[str]:
@@ -179,6 +169,10 @@ def ground(tags: PaperTags, title: str, abstract: str) -> tuple[PaperTags, list[
         for value in values:
             if kind == "benchmark":
                 value = strip_task_words(strip_split_suffix(value))
+            elif kind == "method" and "(" not in value:
+                # "GCN" and "Graph Convolutional Networks" both become "Graph Convolutional Networks (GCNs)", which a
+                # reader (and a search) finds either way; listed twice, it is kept once below.
+                value = spelled_out.get(_singular_key(value), value)
             if (
                 tag_key(value) in PLACEHOLDERS
                 or (kind == "task" and tag_key(value) in GENERIC_TASKS)
@@ -186,17 +180,15 @@ def ground(tags: PaperTags, title: str, abstract: str) -> tuple[PaperTags, list[
                 or (kind == "benchmark" and not looks_like_benchmark(value))
             ):
                 dropped.append(f"{kind}: {value}")
-            elif tag_key(value) not in {tag_key(name) for name in kept}:  # "FLIP dataset" and "FLIP" are one
+            elif tag_key(value) not in {tag_key(name) for name in kept}:  # "FLIP dataset" and "FLIP" are one name
                 kept.append(value)
         return kept
 
     datasets = [m for m in tags.methods if names_a_dataset(m)]
     methods = [m for m in tags.methods if m not in datasets]
-    benchmarks = tags.benchmarks + [m for m in datasets if tag_key(m) not in {tag_key(b) for b in tags.benchmarks}]
-    spelled_out = defined_acronyms(title + ". " + abstract)
     grounded = tags.model_copy(update={
         "tasks": specific_tasks(keep("task", tags.tasks, check_text=False), dropped),  # the model's own phrasing
-        "methods": spell_out(keep("method", methods, check_text=True), spelled_out),
-        "benchmarks": keep("benchmark", benchmarks, check_text=True),
+        "methods": keep("method", methods, check_text=True),
+        "benchmarks": keep("benchmark", tags.benchmarks + datasets, check_text=True),
     })
     return grounded, dropped
