@@ -52,12 +52,14 @@ def stored_answers(db: Path, model: str, prompt_version: str) -> dict[str, tuple
 def variant(name: str):
     """Switch parts of the post-processing off, to measure what each part adds."""
     saved = (grounding.strip_task_words, grounding.looks_like_benchmark, grounding.GENERIC_TASKS, domains.MIN_SCORE)
-    saved_v6 = (grounding.names_a_dataset, grounding.defined_acronyms, grounding.specific_tasks)
+    saved_v6 = (grounding.names_a_dataset, grounding.defined_acronyms, grounding.specific_tasks,
+                grounding.unrelated_task)
     try:
         if VARIANTS.index(name) < VARIANTS.index(GROUNDING_V6):
             grounding.names_a_dataset = lambda method: False
             grounding.defined_acronyms = lambda text: {}
             grounding.specific_tasks = lambda tasks, dropped: tasks
+            grounding.unrelated_task = lambda task, source_text: False
         if name in ("validated only", "grounding v2 rules"):
             grounding.strip_task_words = lambda value: value
             grounding.GENERIC_TASKS = set()
@@ -70,7 +72,8 @@ def variant(name: str):
         yield
     finally:
         grounding.strip_task_words, grounding.looks_like_benchmark, grounding.GENERIC_TASKS, domains.MIN_SCORE = saved
-        grounding.names_a_dataset, grounding.defined_acronyms, grounding.specific_tasks = saved_v6
+        (grounding.names_a_dataset, grounding.defined_acronyms, grounding.specific_tasks,
+         grounding.unrelated_task) = saved_v6
 
 
 def predictions(gold, answers, name: str) -> dict[str, dict | None]:
@@ -92,7 +95,8 @@ def predictions(gold, answers, name: str) -> dict[str, dict | None]:
     return result
 
 
-GROUNDING_V6 = "+ datasets named as methods, acronyms in both forms, one-word tasks (grounding v6)"
+GROUNDING_V6 = ("+ datasets named as methods, acronyms in both forms, one-word tasks (grounding v6), "
+                "tasks sharing no word with the paper (v7)")
 VARIANTS = ("validated only", "grounding v2 rules", "+ benchmark shape rules, generic tasks", GROUNDING_V6,
             "+ domain calibrated by the model's probabilities", "+ domain cues (current)")
 
