@@ -53,13 +53,13 @@ def variant(name: str):
     """Switch parts of the post-processing off, to measure what each part adds."""
     saved = (grounding.strip_task_words, grounding.looks_like_benchmark, grounding.GENERIC_TASKS, domains.MIN_SCORE)
     saved_v6 = (grounding.names_a_dataset, grounding.defined_acronyms, grounding.specific_tasks,
-                grounding.unrelated_task)
+                grounding.related_tasks)
     try:
         if VARIANTS.index(name) < VARIANTS.index(GROUNDING_V6):
             grounding.names_a_dataset = lambda method: False
             grounding.defined_acronyms = lambda text: {}
             grounding.specific_tasks = lambda tasks, dropped: tasks
-            grounding.unrelated_task = lambda task, source_text: False
+            grounding.related_tasks = lambda tasks, source_text, dropped: tasks
         if name in ("validated only", "grounding v2 rules"):
             grounding.strip_task_words = lambda value: value
             grounding.GENERIC_TASKS = set()
@@ -73,7 +73,7 @@ def variant(name: str):
     finally:
         grounding.strip_task_words, grounding.looks_like_benchmark, grounding.GENERIC_TASKS, domains.MIN_SCORE = saved
         (grounding.names_a_dataset, grounding.defined_acronyms, grounding.specific_tasks,
-         grounding.unrelated_task) = saved_v6
+         grounding.related_tasks) = saved_v6
 
 
 def predictions(gold, answers, name: str) -> dict[str, dict | None]:
@@ -96,7 +96,7 @@ def predictions(gold, answers, name: str) -> dict[str, dict | None]:
 
 
 GROUNDING_V6 = ("+ datasets named as methods, acronyms in both forms, one-word tasks (grounding v6), "
-                "tasks sharing no word with the paper (v7)")
+                "tasks sharing no word with the paper (v8)")
 VARIANTS = ("validated only", "grounding v2 rules", "+ benchmark shape rules, generic tasks", GROUNDING_V6,
             "+ domain calibrated by the model's probabilities", "+ domain cues (current)")
 

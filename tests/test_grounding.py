@@ -148,3 +148,5 @@ def test_a_task_sharing_no_word_with_the_paper_is_dropped():
     # the model's own words stay when one of them is the paper's, in another form ("reranker" for "rerank")
     reworded, _ = ground(tags(tasks=["reranker evaluation", "document ranking"]), TITLE, RERANKING)
     assert reworded.tasks == ["reranker evaluation", "document ranking"]
+    alone, _ = ground(tags(tasks=["labour market forecasting"]), TITLE, RERANKING)
+    assert alone.tasks == ["labour market forecasting"]  # never left without a task

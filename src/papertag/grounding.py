@@ -48,7 +48,7 @@ GENERIC_ACRONYMS = {"llm", "llms", "ai", "ml", "nlp", "rl", "gpu", "gpus", "vlm"
 # Activities every paper does, not problems it addresses; the model lists them as tasks when it has nothing better.
 GENERIC_TASKS = {"benchmarking", "evaluation", "modelevaluation", "datasetconstruction", "datasetcreation", "datacollection",
                  "deeplearning", "machinelearning", "modelperformance", "experiments", "coding", "analysis"}
-GROUNDING_VERSION = "7"  # part of the schema version: changing these rules re-checks stored answers
+GROUNDING_VERSION = "8"  # part of the schema version: changing these rules re-checks stored answers
 MIN_FUZZY_KEY = 6  # shorter names must match exactly: "DSG" ~ "DSL" is not a spelling variant
 FUZZY_THRESHOLD = 90
 
@@ -166,6 +166,15 @@ def unrelated_task(task: str, source_text: str) -> bool:
     return bool(words) and not any(word[:5] in source_text for word in words)
 
 
+def related_tasks(tasks: list[str], source_text: str, dropped: list[str]) -> list[str]:
+    """The tasks without those unrelated to the paper, unless that would leave none."""
+    related = [task for task in tasks if not unrelated_task(task, source_text)]
+    if not related:
+        return tasks
+    dropped += [f"task: {task}" for task in tasks if task not in related]
+    return related
+
+
 def ground(tags: PaperTags, title: str, abstract: str) -> tuple[PaperTags, list[str]]:
     """Return the tags with ungrounded names and placeholders removed, and what was removed ("kind: value")."""
     source_key = tag_key(title + " " + abstract)
@@ -184,7 +193,7 @@ def ground(tags: PaperTags, title: str, abstract: str) -> tuple[PaperTags, list[
                 value = spelled_out.get(_singular_key(value), value)
             if (
                 tag_key(value) in PLACEHOLDERS
-                or (kind == "task" and (tag_key(value) in GENERIC_TASKS or unrelated_task(value, source_text)))
+                or (kind == "task" and tag_key(value) in GENERIC_TASKS)
                 or (check_text and not is_grounded(value, source_key))
                 or (kind == "benchmark" and not looks_like_benchmark(value))
             ):
@@ -193,10 +202,11 @@ def ground(tags: PaperTags, title: str, abstract: str) -> tuple[PaperTags, list[
                 kept.append(value)
         return kept
 
+    tasks = keep("task", tags.tasks, check_text=False)  # the model's own phrasing, not matched word for word
     datasets = [m for m in tags.methods if names_a_dataset(m)]
     methods = [m for m in tags.methods if m not in datasets]
     grounded = tags.model_copy(update={
-        "tasks": specific_tasks(keep("task", tags.tasks, check_text=False), dropped),  # the model's own phrasing
+        "tasks": specific_tasks(related_tasks(tasks, source_text, dropped), dropped),
         "methods": keep("method", methods, check_text=True),
         "benchmarks": keep("benchmark", tags.benchmarks + datasets, check_text=True),
     })
