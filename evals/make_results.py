@@ -32,6 +32,20 @@ COLUMNS = [(name, path) for name, path in HEADLINE_METRICS
            if name not in ("micro F1", "failed papers") and not name.startswith("SciTLDR")]
 
 
+DEMO_SECTION = "## Local default model on the 31 sample abstracts (end-to-end demo)"
+SECONDS_TARGET = 12.0  # seconds per paper on 2 cores, the 31 demo papers (issue 9)
+
+
+def latest_demo_row() -> tuple[str, str, float]:
+    """(date, prompt version, seconds per paper) of the newest `make demo` row that bench/RESULTS.md records:
+    speed is measured by the demo on an idle machine, not by these eval runs."""
+    text = (ROOT / "bench" / "RESULTS.md").read_text()
+    table = text.split(DEMO_SECTION, 1)[1].split("\n\n|", 1)[1].split("\n\n", 1)[0]
+    last = ("|" + table).strip().splitlines()[-1]
+    cells = [cell.strip() for cell in last.strip("|").split("|")]
+    return cells[0], cells[1].split("`")[1], float(cells[4])
+
+
 def cpu_model() -> str:
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -109,6 +123,9 @@ def main() -> None:
         measured = data["scitldr"]["rouge1"]
         lines.append(f"| SciTLDR ROUGE-1 ({label}) | {100 * SCITLDR_TARGET:.1f} | {100 * measured:.1f} | "
                      f"{'yes' if measured >= SCITLDR_TARGET else '**no**'} |")
+    demo_date, demo_prompt, seconds = latest_demo_row()
+    lines.append(f"| seconds per paper (`make demo`, {demo_date}, prompt `{demo_prompt}`; `bench/RESULTS.md`) | "
+                 f"{SECONDS_TARGET:.0f} | {seconds:.2f} | {'yes' if seconds <= SECONDS_TARGET else '**no**'} |")
     prompt_version = next(data["prompt_version"] for model, split, _, data in rows if model == "local")
     for split in SPLITS:
         analysis = subprocess.run(
