@@ -1,5 +1,6 @@
 """Regenerate evals/RESULTS.md: run `papertag eval` for both local models on the dev and test splits and on the
-fixed SciTLDR dev subset (and `local` on all 619 SciTLDR dev papers), then add the post-processing ablation, the domain confusion matrix and error counts.
+fixed SciTLDR dev subset (and `local` on all 619 SciTLDR dev papers), then add the post-processing ablation, the
+domain confusion matrix and error counts.
 
 Usage (from the repository root, after `make setup`): .venv/bin/python evals/make_results.py
 Extractions are cached in evals/evals.duckdb, so a re-run with an unchanged prompt makes no LLM call.
@@ -27,21 +28,19 @@ TARGETS = {  # the default model's targets on the test split (issue 9)
 SCITLDR = Path("../shared/data/scitldr/dev.jsonl")
 SCITLDR_SUBSET = 50  # the fixed tuning subset: the first 50 dev papers
 SCITLDR_TARGET = 0.44  # ROUGE-1; CATTS (fine-tuned BART-large) has 43.8 on the test split
+SECONDS_TARGET = 12.0  # seconds per paper on 2 cores, the 31 demo papers (issue 9)
+DEMO_SECTION = "## Local default model on the 31 sample abstracts (end-to-end demo)"
 # Every headline metric of a gold run; failures are already in the "papers (failed)" column.
 COLUMNS = [(name, path) for name, path in HEADLINE_METRICS
            if name not in ("micro F1", "failed papers") and not name.startswith("SciTLDR")]
-
-
-DEMO_SECTION = "## Local default model on the 31 sample abstracts (end-to-end demo)"
-SECONDS_TARGET = 12.0  # seconds per paper on 2 cores, the 31 demo papers (issue 9)
 
 
 def latest_demo_row() -> tuple[str, str, float]:
     """(date, prompt version, seconds per paper) of the newest `make demo` row that bench/RESULTS.md records:
     speed is measured by the demo on an idle machine, not by these eval runs."""
     text = (ROOT / "bench" / "RESULTS.md").read_text()
-    table = text.split(DEMO_SECTION, 1)[1].split("\n\n|", 1)[1].split("\n\n", 1)[0]
-    last = ("|" + table).strip().splitlines()[-1]
+    section = text.split(DEMO_SECTION, 1)[1].split("\n## ", 1)[0]
+    last = [line for line in section.splitlines() if line.startswith("| 20")][-1]  # rows start with their date
     cells = [cell.strip() for cell in last.strip("|").split("|")]
     return cells[0], cells[1].split("`")[1], float(cells[4])
 
@@ -53,13 +52,9 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def run(model: str, split: str) -> tuple[str, dict]:
-    if split == "scitldr":
-        args = ["eval", "--model", model, "--gold", str(SCITLDR), "--limit", str(SCITLDR_SUBSET), "--db", "evals/evals.duckdb", "--json"]
-    elif split == "scitldr-all":
-        args = ["eval", "--model", model, "--gold", str(SCITLDR), "--db", "evals/evals.duckdb", "--json"]
-    else:
-        args = ["eval", "--model", model, "--split", split, "--db", "evals/evals.duckdb", "--json"]
+def run(model: str, *selection: str) -> tuple[str, dict]:
+    """`papertag eval` on the papers `selection` names (`--split dev`, `--gold FILE --limit N`)."""
+    args = ["eval", "--model", model, *selection, "--db", "evals/evals.duckdb", "--json"]
     shown = "papertag " + " ".join(args[:-1])
     result = subprocess.run([PAPERTAG, *args], cwd=ROOT, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -71,15 +66,15 @@ def main() -> None:
     rows, tldr_rows = [], []
     for model in MODELS:
         for split in SPLITS:
-            command, run_data = run(model, split)
+            command, run_data = run(model, "--split", split)
             rows.append((model, split, command, run_data))
             print(f"{model} {split}: done", file=sys.stderr)
-        command, run_data = run(model, "scitldr")
+        command, run_data = run(model, "--gold", str(SCITLDR), "--limit", str(SCITLDR_SUBSET))
         tldr_rows.append((model, command, run_data))
         print(f"{model} scitldr: done", file=sys.stderr)
     # All 619 dev papers, for the default model only: about 1 h 30 min uncached, so once per kept prompt version.
-    command, run_data = run("local", "scitldr-all")
-    tldr_rows.append(("local", command, run_data))
+    full_command, full_tldr = run("local", "--gold", str(SCITLDR))
+    tldr_rows.append(("local", full_command, full_tldr))
     print("local scitldr-all: done", file=sys.stderr)
     header = "| model | split | prompt | papers (failed) | " + " | ".join(name for name, _ in COLUMNS) + " | command |"
     lines = [
@@ -119,7 +114,7 @@ def main() -> None:
     for name, target in TARGETS.items():
         measured = metric(default_test, lookup[name])
         lines.append(f"| {name} | {target:.2f} | {measured:.3f} | {'yes' if measured >= target else '**no**'} |")
-    for label, data in (("dev subset", default_tldr), ("all 619 dev", tldr_rows[-1][2]["metrics"])):
+    for label, data in (("dev subset", default_tldr), (f"all {full_tldr['metrics']['papers']} dev", full_tldr["metrics"])):
         measured = data["scitldr"]["rouge1"]
         lines.append(f"| SciTLDR ROUGE-1 ({label}) | {100 * SCITLDR_TARGET:.1f} | {100 * measured:.1f} | "
                      f"{'yes' if measured >= SCITLDR_TARGET else '**no**'} |")
