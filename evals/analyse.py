@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import re
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,7 +55,12 @@ def variant(name: str):
     saved = (grounding.strip_task_words, grounding.looks_like_benchmark, grounding.GENERIC_TASKS, domains.MIN_SCORE)
     saved_v6 = (grounding.names_a_dataset, grounding.defined_acronyms, grounding.specific_tasks,
                 grounding.related_tasks)
+    saved_v9 = (grounding.written_in_lower_case, grounding.GAN_NAME, grounding.strip_model_tail)
     try:
+        if VARIANTS.index(name) < VARIANTS.index(GROUNDING_V9):
+            grounding.written_in_lower_case = lambda name, abstract: False
+            grounding.GAN_NAME = re.compile(r"(?!)")
+            grounding.strip_model_tail = lambda name: name
         if VARIANTS.index(name) < VARIANTS.index(GROUNDING_V6):
             grounding.names_a_dataset = lambda method: False
             grounding.defined_acronyms = lambda text: {}
@@ -74,6 +80,7 @@ def variant(name: str):
         grounding.strip_task_words, grounding.looks_like_benchmark, grounding.GENERIC_TASKS, domains.MIN_SCORE = saved
         (grounding.names_a_dataset, grounding.defined_acronyms, grounding.specific_tasks,
          grounding.related_tasks) = saved_v6
+        grounding.written_in_lower_case, grounding.GAN_NAME, grounding.strip_model_tail = saved_v9
 
 
 def predictions(gold, answers, name: str) -> dict[str, dict | None]:
@@ -97,7 +104,9 @@ def predictions(gold, answers, name: str) -> dict[str, dict | None]:
 
 GROUNDING_V6 = ("+ datasets named as methods, acronyms in both forms, one-word tasks (grounding v6), "
                 "tasks sharing no word with the paper (v8)")
-VARIANTS = ("validated only", "grounding v2 rules", "+ benchmark shape rules, generic tasks", GROUNDING_V6,
+GROUNDING_V9 = ("+ benchmarks the abstract writes only in lower case, GAN names, a model name after a benchmark "
+                "(grounding v9)")
+VARIANTS = ("validated only", "grounding v2 rules", "+ benchmark shape rules, generic tasks", GROUNDING_V6, GROUNDING_V9,
             "+ domain calibrated by the model's probabilities", "+ domain cues (current)")
 
 

@@ -150,3 +150,35 @@ def test_a_task_sharing_no_word_with_the_paper_is_dropped():
     assert reworded.tasks == ["reranker evaluation", "document ranking"]
     alone, _ = ground(tags(tasks=["labour market forecasting"]), TITLE, RERANKING)
     assert alone.tasks == ["labour market forecasting"]  # never left without a task
+
+
+def test_a_phrase_the_abstract_writes_in_lower_case_is_not_a_benchmark():
+    abstract = ("Experiments on bAbI, shortest path and natural language generation tasks, and on action recognition "
+                "with the Kinetics dataset, show gains.")
+    grounded, dropped = ground(
+        tags(benchmarks=["bAbI", "Shortest Path", "Natural Language Generation", "Action Recognition", "Kinetics"]),
+        "Graph2Seq", abstract)
+    assert grounded.benchmarks == ["bAbI", "Kinetics"]
+    assert [d for d in dropped if d.startswith("benchmark")] == [
+        "benchmark: Shortest Path", "benchmark: Natural Language Generation", "benchmark: Action Recognition"]
+
+
+def test_a_name_capitalised_anywhere_in_the_abstract_stays_a_benchmark():
+    from papertag.grounding import written_in_lower_case
+    abstract = "We use the Office dataset; the office scenes are hard. Results on Penn Treebank follow."
+    assert not written_in_lower_case("Office", abstract)  # once a name, always a candidate
+    assert not written_in_lower_case("Penn Treebank", abstract)
+    assert not written_in_lower_case("Atari", "Title words only: nothing in the abstract.")
+    assert written_in_lower_case("Machine Translation", "We study machine-translation and machine translation.")
+
+
+def test_gan_variants_and_models_after_a_benchmark_are_not_part_of_it():
+    from papertag.grounding import looks_like_benchmark, strip_task_words
+    for name in ("LSGAN", "WGAN-GP", "StyleGAN2", "SGANs"):
+        assert not looks_like_benchmark(name), name
+    assert looks_like_benchmark("Michigan Traffic")  # "gan" in lower case is not the suffix
+    assert strip_task_words("ImageNet ResNet 18") == "ImageNet"
+    assert strip_task_words("CIFAR-10 ResNet-32") == "CIFAR-10"
+    assert strip_task_words("ImageNet AlexNet") == "ImageNet"
+    assert strip_task_words("Clipart Bloomberg") == "Clipart Bloomberg"  # whole model words only
+    assert strip_task_words("ResNet") == "ResNet"  # a model alone is the other rules' business

@@ -27,6 +27,12 @@ ARCHITECTURE_OR_METRIC = re.compile(
     r"^(transformers?|lstms?|grus?|cnns?|rnns?|gnmt|unet|mlps?|gans?|"
     r"ndcg|mrr|map|bleu|rouge[l12]?|meteor|cider|fid|psnr|ssim|lpips|wer|cer|eer|auc|auroc|auprc|f1|pass|hits|"
     r"recall|precision|accuracy|mae|rmse|mse|perplexity|winrate)\d*$")
+# Generative adversarial network variants by their suffix: "LSGAN", "WGAN-GP", "StyleGAN2". Case-sensitive.
+GAN_NAME = re.compile(r"GANs?(-GP)?\d*$")
+# A model or architecture after a benchmark name: "ImageNet ResNet 18" and "CIFAR-10 AlexNet" are ImageNet and
+# CIFAR-10. Whole words only (unlike MODEL_NAME, a prefix match, "Bloomberg" or "Clipart" must not match here).
+MODEL_WORD = re.compile(r"^(alexnet|resnet|resnext|vgg|densenet|mobilenet|efficientnet|inception|vit|deit|bert|roberta|"
+                        r"gpt|lstm|transformer)s?[\d-]*$", re.I)
 NOT_A_DATASET_TAIL = re.compile(r"\b(taxonomy|model|models|framework|algorithm|method|approach|architecture)$", re.I)
 # Task words glued to a benchmark name: "ImageNet classification" is the benchmark "ImageNet".
 TASK_TAIL = re.compile(
@@ -48,7 +54,7 @@ GENERIC_ACRONYMS = {"llm", "llms", "ai", "ml", "nlp", "rl", "gpu", "gpus", "vlm"
 # Activities every paper does, not problems it addresses; the model lists them as tasks when it has nothing better.
 GENERIC_TASKS = {"benchmarking", "evaluation", "modelevaluation", "datasetconstruction", "datasetcreation", "datacollection",
                  "deeplearning", "machinelearning", "modelperformance", "experiments", "coding", "analysis"}
-GROUNDING_VERSION = "8"  # part of the schema version: changing these rules re-checks stored answers
+GROUNDING_VERSION = "9"  # part of the schema version: changing these rules re-checks stored answers
 MIN_FUZZY_KEY = 6  # shorter names must match exactly: "DSG" ~ "DSL" is not a spelling variant
 FUZZY_THRESHOLD = 90
 
@@ -82,8 +88,29 @@ def is_grounded(name: str, source_key: str) -> bool:
 def strip_task_words(name: str) -> str:
     """'ImageNet classification' -> 'ImageNet', 'Atari games' -> 'Atari'; only lower-case words after a proper
     name are cut."""
-    stripped = TASK_TAIL.sub("", GENERIC_NOUN_TAIL.sub("", name)).strip()
+    stripped = TASK_TAIL.sub("", GENERIC_NOUN_TAIL.sub("", strip_model_tail(name))).strip()
     return stripped if re.search(r"[A-Z0-9]", stripped) else name
+
+
+def strip_model_tail(name: str) -> str:
+    """'ImageNet ResNet 18' -> 'ImageNet': the model trained on a benchmark is not part of its name."""
+    words = name.split()
+    for index in range(1, len(words)):
+        if MODEL_WORD.match(words[index]):
+            return " ".join(words[:index])
+    return name
+
+
+def written_in_lower_case(name: str, abstract: str) -> bool:
+    """'Action Recognition' or 'Machine Translation' where the abstract writes only 'action recognition': the
+    model capitalised a phrase, and a phrase is a task, not a benchmark. Names the abstract never writes (or
+    writes only in the title, where every word is capitalised) are left to the other rules."""
+    words = re.findall(r"[A-Za-z0-9]+", name)
+    if not words:
+        return False
+    pattern = re.compile(r"(?<![A-Za-z0-9])" + r"[\s-]*".join(map(re.escape, words)) + r"(?![A-Za-z0-9])", re.I)
+    found = [match.group(0) for match in pattern.finditer(abstract)]
+    return bool(found) and not any(re.search(r"[A-Z0-9]", text) for text in found)
 
 
 def looks_like_benchmark(name: str) -> bool:
@@ -96,7 +123,7 @@ def looks_like_benchmark(name: str) -> bool:
     if all(tag_key(word) in GENERIC_ACRONYMS for word in capitalised):
         return False  # "LLM inference"
     key = tag_key(name)
-    return (not MODEL_NAME.match(key) and not ARCHITECTURE_OR_METRIC.match(key)
+    return (not MODEL_NAME.match(key) and not ARCHITECTURE_OR_METRIC.match(key) and not GAN_NAME.search(name.strip())
             and not NOT_A_DATASET_TAIL.search(name.strip()))
 
 
@@ -195,7 +222,7 @@ def ground(tags: PaperTags, title: str, abstract: str) -> tuple[PaperTags, list[
                 tag_key(value) in PLACEHOLDERS
                 or (kind == "task" and tag_key(value) in GENERIC_TASKS)
                 or (check_text and not is_grounded(value, source_key))
-                or (kind == "benchmark" and not looks_like_benchmark(value))
+                or (kind == "benchmark" and (not looks_like_benchmark(value) or written_in_lower_case(value, abstract)))
             ):
                 dropped.append(f"{kind}: {value}")
             elif tag_key(value) not in {tag_key(name) for name in kept}:  # "FLIP dataset" and "FLIP" are one name
