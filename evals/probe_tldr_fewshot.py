@@ -35,11 +35,11 @@ HINT_HEADER = ("One-sentence summaries that the authors of similar papers wrote 
 
 @dataclasses.dataclass(frozen=True)
 class HintedPrompt(Prompt):
-    hints: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (title, neighbour TLDRs)
+    hints: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict, compare=False)  # title -> TLDRs
 
     def messages(self, title: str, abstract: str) -> list[dict]:
         messages = super().messages(title, abstract)
-        tldrs = dict(self.hints).get(title)
+        tldrs = self.hints.get(title)
         if tldrs:
             lines = "\n".join(f"- {tldr}" for tldr in tldrs)
             messages[-1] = {"role": "user", "content": f"{HINT_HEADER}\n{lines}\n\n{messages[-1]['content']}"}
@@ -47,10 +47,10 @@ class HintedPrompt(Prompt):
 
 
 def train_pool() -> tuple[list[str], list[str]]:
-    titles, tldrs, texts = [], [], []
+    """The author TLDR and the embedded text of every SciTLDR train paper, in file order."""
+    tldrs, texts = [], []
     for line in (SCITLDR / "train.jsonl").read_text(encoding="utf-8").splitlines():
         record = json.loads(line)
-        titles.append(record["title"])
         tldrs.append(record["target"][0])  # the first target is the author-written TLDR in SciTLDR-A
         texts.append(paper_text(record["title"], " ".join(record["source"])))
     return tldrs, texts
@@ -70,13 +70,13 @@ def main() -> None:
     embedder = Embedder()
     pool = embedder.embed(texts)
     queries = embedder.embed([paper_text(p.title, p.abstract) for p in papers])
-    hints = []
+    hints = {}
     for paper, vector in zip(papers, queries):
         nearest = np.argsort(-(pool @ vector))[:args.k]
-        hints.append((paper.title, tuple(tldrs[i] for i in nearest)))
+        hints[paper.title] = tuple(tldrs[i] for i in nearest)
     base = load_prompt()
     prompt = HintedPrompt(**dataclasses.asdict(base) | {"version": f"probe-k{args.k}-{base.version[:6]}",
-                                                         "hints": tuple(hints)})
+                                                         "hints": hints})
     store = Store(args.db)
     try:
         run = run_summary_eval(store, items, gold_path=SCITLDR / "dev.jsonl", spec=args.model, prompt=prompt)
