@@ -219,7 +219,7 @@ def make_chunk(rng: np.random.Generator, start: int, n: int, sentences: pa.Strin
         "latency_s": pa.array(rng.gamma(4.0, 0.5, size=n)),
         "truncated": pa.array(np.zeros(n, dtype=bool)), "created_at": pa.array(np.full(n, np.datetime64(now, "us"))),
         "dropped_tags": pa.ListArray.from_arrays(pa.array(np.zeros(n + 1, dtype=np.int32)), pa.array([], pa.string())),
-        "domain_scores": pa.nulls(n, pa.string()),
+        "domain_scores": pa.nulls(n, pa.string()), "answered_on": pa.nulls(n, pa.string()),
     }, schema=EXTRACTION_SCHEMA)
     return Chunk(papers, extractions, tags, paper_index[sort])
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import subprocess
 import sys
 from datetime import date
 from pathlib import Path
 
-from papertag.evals import HEADLINE_METRICS, metric
+from papertag.evals import HEADLINE_METRICS, answered_on_text, metric
+from papertag.machine import cpu_name
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPERTAG = str(Path(sys.executable).with_name("papertag"))
@@ -45,13 +45,6 @@ def latest_demo_row() -> tuple[str, str, float]:
     return cells[0], cells[1].split("`")[1], float(cells[4])
 
 
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
 def run(model: str, *selection: str) -> tuple[str, dict]:
     """`papertag eval` on the papers `selection` names (`--split dev`, `--gold FILE --limit N`)."""
     args = ["eval", "--model", model, *selection, "--db", "evals/evals.duckdb", "--json"]
@@ -76,14 +69,16 @@ def main() -> None:
     full_command, full_tldr = run("local", "--gold", str(SCITLDR))
     tldr_rows.append(("local", full_command, full_tldr))
     print("local scitldr-all: done", file=sys.stderr)
-    header = "| model | split | prompt | papers (failed) | " + " | ".join(name for name, _ in COLUMNS) + " | command |"
+    header = ("| model | split | prompt | papers (failed) | " + " | ".join(name for name, _ in COLUMNS)
+              + " | answers from (papers) | command |")
     lines = [
         "# Tagging eval results",
         "",
         f"Generated {date.today().isoformat()} by `.venv/bin/python evals/make_results.py` on {os.cpu_count()} cores "
-        f"({cpu_model()}), no GPU. Gold labels: `evals/gold.jsonl` (scoring rules in `evals/README.md`).",
+        f"({cpu_name()}), no GPU. Gold labels: `evals/gold.jsonl` (scoring rules in `evals/README.md`).",
         "Dev papers were used to tune the prompt (and three of them, shortened, are its few-shot examples);",
-        "only the test split is an honest estimate.",
+        "only the test split is an honest estimate. Answers are cached, so a row can score answers made on another machine",
+        "than this one; \"answers from\" names the CPU that made them (the same prompt gives some other answers on another CPU).",
         "",
         header,
         "|" + "---|" * (header.count("|") - 1),
@@ -92,20 +87,21 @@ def main() -> None:
         metrics = data["metrics"]
         cells = [f"{metric(metrics, path):.3f}" for _, path in COLUMNS]
         lines.append(f"| `{model}` | {split} | `{data['prompt_version']}` | {metrics['papers']} ({metrics['failed']}) | "
-                     + " | ".join(cells) + f" | `{command}` |")
+                     + " | ".join(cells) + f" | {answered_on_text(metrics)} | `{command}` |")
     lines += ["", "## SciTLDR summaries (SciTLDR-A dev)", "",
               f"Prompts are tuned on a fixed subset, the first {SCITLDR_SUBSET} dev papers; all 619 are reported for `local` "
               "once per kept prompt version.", "",
               "Scored as the SciTLDR paper scores them: ROUGE F1 with stemming against every reference TLDR, keeping the "
               "reference with the best ROUGE-1, averaged over papers. The published anchor is CATTS (fine-tuned BART-large), "
               "ROUGE-1 43.8 on the test split, which is not used here.", "",
-              "| model | prompt | papers (failed) | ROUGE-1 | ROUGE-2 | ROUGE-L | words per summary | command |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| model | prompt | papers (failed) | ROUGE-1 | ROUGE-2 | ROUGE-L | words per summary | answers from (papers) | command |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for model, command, data in tldr_rows:
         m = data["metrics"]
         scores = m["scitldr"]
         lines.append(f"| `{model}` | `{data['prompt_version']}` | {m['papers']} ({m['failed']}) | {100 * scores['rouge1']:.1f} | "
-                     f"{100 * scores['rouge2']:.1f} | {100 * scores['rougeL']:.1f} | {scores['words']} | `{command}` |")
+                     f"{100 * scores['rouge2']:.1f} | {100 * scores['rougeL']:.1f} | {scores['words']} | {answered_on_text(m)} | "
+                     f"`{command}` |")
     default_test = next(data["metrics"] for model, split, _, data in rows if model == "local" and split == "test")
     default_tldr = next(data["metrics"] for model, _, data in tldr_rows if model == "local")
     lookup = dict(COLUMNS)

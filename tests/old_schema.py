@@ -16,6 +16,7 @@ UNDO: dict[int, list[str]] = {
     9: [f"DROP TABLE {table}" for table in ("current_records", "benchmark_records", "current_tags", "paper_hashes", "facet_counts", "read_state")],
     10: ["ALTER TABLE extractions DROP COLUMN domain_scores"],
     11: [f"DROP TABLE {table}" for table in ("search_docs", "search_terms", "search_postings", "search_state")],
+    12: ["ALTER TABLE extractions DROP COLUMN answered_on"],
 }
 
 

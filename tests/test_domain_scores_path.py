@@ -53,7 +53,7 @@ def test_the_runner_up_probabilities_decide_and_are_stored(db_path):
         answers = store.reusable_answers("local", load_prompt(), [PAPER.content_hash])
     finally:
         store.close()
-    raw, scores = answers[PAPER.content_hash]
+    raw, scores, _ = answers[PAPER.content_hash]
     assert json.loads(raw)["domain"] == "other" and scores == result.domain_scores
 
 

@@ -3,6 +3,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import duckdb
 import pytest
 from typer.testing import CliRunner
 
@@ -119,7 +120,7 @@ def test_compare_two_stored_runs_shows_deltas(db_path):
     domain = rows["domain acc"]  # "other" everywhere; the text's cues put some papers back in their domain
     assert domain["a"] >= 0.95 and domain["b"] < 0.7 and domain["delta"] == round(domain["b"] - domain["a"], 4)
     assert rows["benchmark F1"]["delta"] < 0
-    assert result["a"]["prompt_version"] != result["b"]["prompt_version"] and result["note"] == ""
+    assert result["a"]["prompt_version"] != result["b"]["prompt_version"] and "gold files" not in result["note"]
 
 
 def test_compare_unknown_run(db_path):
@@ -187,3 +188,23 @@ def test_eval_reports_category_domain_agreement_only_when_gold_papers_have_categ
         plain = runner.invoke(app, ["eval", "--gold", str(without), "--model", "openai:fake", "--base-url",
                                     server.base_url, "--db", str(tmp_path / "plain.duckdb")])
     assert plain.exit_code == 0 and "arXiv category" not in plain.stdout
+
+
+def test_each_run_says_which_machine_its_answers_came_from(db_path):
+    prompt = load_prompt()
+    first, _ = evaluate(db_path, "perfect", prompt)
+    (machine, count), = first["metrics"]["answered_on"].items()
+    assert machine.startswith("127.0.0.1:") and count == first["metrics"]["papers"]
+    # New grounding rules re-check the stored answers with no model call: they still came from the first server,
+    # not from the one (on another port) that is open during the second run.
+    rechecked, calls = evaluate(db_path, "perfect", dataclasses.replace(prompt, schema_version="regrounded"))
+    assert calls == 0 and rechecked["metrics"]["answered_on"] == {machine: count}
+    con = duckdb.connect(str(db_path))
+    con.execute("UPDATE extractions SET answered_on = NULL")  # answers stored before machines were recorded
+    con.close()
+    again, _ = evaluate(db_path, "perfect", prompt)
+    assert again["metrics"]["answered_on"] == {"not recorded": count}
+    with Reader(db_path) as reader:
+        runs = reader.eval_runs()
+    assert compare(runs, first["id"], rechecked["id"])["note"] == ""
+    assert "answers came from different machines" in compare(runs, first["id"], again["id"])["note"]

@@ -1,10 +1,14 @@
 """The real path: the embedded llama.cpp server with the default model, on two sample abstracts."""
 
+import re
+
+import duckdb
 import pytest
 
 from reliability import record
 
 from papertag.ingest import ingest
+from papertag.machine import cpu_name
 from papertag.prompts import load_prompt
 from papertag.queries import Reader
 from papertag.schema import DOMAINS
@@ -40,6 +44,10 @@ def test_default_local_model_extracts_and_stores(sample_path, db_path):
         assert 1 <= len(record["tasks"]) <= 3 and 1 <= len(record["methods"]) <= 5
         assert record["domain"] in DOMAINS
     assert "agentbench" in {b.casefold() for b in records[cycleqd.id]["benchmarks"]}
+    con = duckdb.connect(str(db_path), read_only=True)
+    machines = con.execute("SELECT DISTINCT answered_on FROM extractions").fetchall()
+    con.close()
+    assert len(machines) == 1 and re.fullmatch(re.escape(cpu_name()) + r", \d+ threads", machines[0][0]), machines
 
 
 def test_embedded_server_is_loopback_only_and_needs_the_process_key():

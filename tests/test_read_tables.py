@@ -29,6 +29,7 @@ def tag(store: Store, paper, tags: dict[str, list[str]] | None, *, domain: str =
         "summary": [f"About {paper.title}." if ok else None], "domain": [domain if ok else None],
         "raw_response": ["{}"], "error": [None if ok else "bad"], "prompt_tokens": [1], "completion_tokens": [1],
         "latency_s": [0.1], "truncated": [False], "created_at": [None], "dropped_tags": [[]], "domain_scores": [None],
+        "answered_on": [None],
     }
     from papertag.store import _now
     extraction["created_at"] = [_now()]

@@ -22,6 +22,7 @@ from .errors import BackendError, ConfigurationError
 from .extract import (Extraction, chat_arguments, check_answer, describe, error_line, fit_abstract, max_abstract_chars,
                       response_format)
 from .ingest import canonical_spec, prepare
+from .machine import server_host
 from .prompts import Prompt
 from .settings import Settings
 from .sources import Paper
@@ -253,6 +254,7 @@ def _results(store: Store, job: dict[str, Any], batch_status: str, lines: list[d
             report.changed_since_submit += 1
             continue
         result = extraction_from_line(by_paper.get(paper_id, missing), paper, job["max_abstract_chars"])
+        result.answered_on = server_host(job["base_url"])
         results.append(result)
         if result.ok:
             report.extracted += 1

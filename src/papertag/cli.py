@@ -692,13 +692,21 @@ def eval_command(
             stop.leave()
 
 
+def _print_answered_on(metrics: dict) -> None:
+    from .evals import answered_on_text
+
+    # Greedy answers differ between CPUs, so numbers compare only between runs whose answers share a machine.
+    out.print(f"answers from: {shown(answered_on_text(metrics)) or 'none'}", highlight=False)
+
+
 def _eval(library: Library, gold: Path, limit: Optional[int], split: Split, show_errors: bool,
           compare_runs: Optional[tuple[int, int]], history: bool, as_json: bool) -> None:
-    from .evals import HISTORY_METRICS, metric
+    from .evals import HISTORY_METRICS, answered_on_text, metric
 
     if history:
         rows = [{k: run[k] for k in ("id", "created_at", "model", "prompt_version", "split", "papers", "failed")}
-                | {label: metric(run["metrics"], path) for label, path in HISTORY_METRICS} for run in library.eval_runs()]
+                | {label: metric(run["metrics"], path) for label, path in HISTORY_METRICS}
+                | {"answered on": answered_on_text(run["metrics"])} for run in library.eval_runs()]
         print_json(rows) if as_json else print_table(rows, list(rows[0]) if rows else [], "no eval runs yet")
         return
     if compare_runs:
@@ -735,6 +743,7 @@ def _eval(library: Library, gold: Path, limit: Optional[int], split: Split, show
                   f"papers ({run['metrics']['failed']} failed): ROUGE-1 {100 * scores['rouge1']:.1f} · ROUGE-2 "
                   f"{100 * scores['rouge2']:.1f} · ROUGE-L {100 * scores['rougeL']:.1f} · {scores['words']} words per summary",
                   highlight=False)
+        _print_answered_on(run["metrics"])
         return
     if as_json:
         print_json(run if show_errors else {k: v for k, v in run.items() if k != "errors"})
@@ -751,6 +760,7 @@ def _eval(library: Library, gold: Path, limit: Optional[int], split: Split, show
     out.print(f"domain accuracy {metrics['domain']['accuracy']:.3f} · summary ROUGE-1 {summary['rouge1']:.3f} "
               f"ROUGE-L {summary['rougeL']:.3f} · within 30 words {summary['within_30_words']:.0%} · "
               f"not the title {summary['not_title']:.0%}", highlight=False)
+    _print_answered_on(metrics)
     if "category_domain" in metrics:  # only when some gold papers have arXiv categories
         agreement = metrics["category_domain"]
         opinion = (f"agrees with the model's domain on {agreement['agree_with_model']} of {agreement['with_opinion']} "

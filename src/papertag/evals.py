@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -140,18 +141,34 @@ def _tag_and_score(
     store.release()  # let go of the file for the reader; save_eval_run opens it again
     with Reader(store.path) as reader:
         predictions = reader.predictions(spec, prompt)
+    machines = {paper_id: prediction.pop("answered_on") for paper_id, prediction in predictions.items()}
     run = {
         "model": spec,
         "prompt_version": prompt.version,
         "gold_path": str(gold_path),
         "gold_sha256": hashlib.sha256(gold_path.read_bytes()).hexdigest(),
         "split": split,
-        "metrics": scorer(predictions),
+        # Which machines the scored answers came from: greedy answers differ between CPUs (machine.py).
+        "metrics": scorer(predictions) | {"answered_on": answered_on(machines, papers)},
     }
     run["id"] = store.save_eval_run(run)
     run["ingest"] = {"extracted": report.extracted, "cached": report.cached, "failed": report.failed,
                      "seconds": round(report.wall_seconds, 1)}
     return run, predictions
+
+
+def answered_on(machines: dict[str, str | None], papers: list[Paper]) -> dict[str, int]:
+    """How many of these papers' answers came from each machine, most first; answers stored before machines were
+    recorded count as "not recorded"."""
+    counts = Counter(machines[paper.id] or "not recorded" for paper in papers if paper.id in machines)
+    return dict(counts.most_common())
+
+
+def answered_on_text(metrics: dict[str, Any]) -> str:
+    """"AMD EPYC, 2 threads (60)": the machines of a run's answers, for tables."""
+    if "answered_on" not in metrics:  # a run stored before machines were recorded
+        return "not recorded"
+    return "; ".join(f"{machine} ({count})" for machine, count in metrics["answered_on"].items())
 
 
 def run_summary_eval(
@@ -268,10 +285,14 @@ def compare(runs: list[dict[str, Any]], first: int, second: int) -> dict[str, An
         if run_id not in by_id:
             raise NotFound(f"no eval run {run_id}; 'papertag eval --history' lists them")
     a, b = by_id[first], by_id[second]
+    notes = []
     if a["gold_sha256"] != b["gold_sha256"] or a["split"] != b["split"]:
-        note = "runs used different gold files or splits; deltas are not like for like"
-    else:
-        note = ""
+        notes.append("runs used different gold files or splits; deltas are not like for like")
+    machines = [set(run["metrics"]["answered_on"]) for run in (a, b) if "answered_on" in run["metrics"]]
+    if len(machines) == 2 and machines[0] != machines[1]:  # runs stored before machines were recorded say nothing
+        notes.append(f"answers came from different machines ({answered_on_text(a['metrics'])} against "
+                     f"{answered_on_text(b['metrics'])}), which alone changes some answers")
+    note = "; ".join(notes)
     rows = []
     for label, path in HEADLINE_METRICS:
         before, after = metric(a["metrics"], path), metric(b["metrics"], path)

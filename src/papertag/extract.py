@@ -56,6 +56,7 @@ class Extraction:
     error: str | None = None
     dropped: list[str] = field(default_factory=list)  # "kind: value" removed by grounding
     domain_scores: dict[str, float] | None = None  # the model's probability per domain, where the server gave logprobs
+    answered_on: str | None = None  # the machine the answer came from (Endpoint.answered_on)
 
     @property
     def ok(self) -> bool:
@@ -291,8 +292,11 @@ class Extractor:
         except Exception as error:  # recorded per paper; the run goes on, unless the key is wrong
             self.key_check.saw_failure(error)
             rescued = rescue_title_summary(error, paper, abstract, time.perf_counter() - started, truncated)
-            return rescued or Extraction(
-                paper, None, None, 0, 0, time.perf_counter() - started, truncated, describe(error))
+            if rescued:
+                rescued.answered_on = self.endpoint.answered_on
+                return rescued
+            return Extraction(paper, None, None, 0, 0, time.perf_counter() - started, truncated, describe(error),
+                              answered_on=self.endpoint.answered_on)
         self.key_check.saw_success()
         usage = completion.usage
         logprobs = completion.choices[0].logprobs
@@ -308,6 +312,7 @@ class Extractor:
             completion_tokens=usage.completion_tokens if usage else 0,
             latency_s=time.perf_counter() - started,
             truncated=truncated,
+            answered_on=self.endpoint.answered_on,
         )
 
 
@@ -373,10 +378,12 @@ def check_answer(paper: Paper, content: str, abstract: str,
     return finish(tags, paper.title, abstract, domain_scores)
 
 
-def recheck(paper: Paper, raw_response: str, domain_scores: dict[str, float] | None = None) -> Extraction | None:
+def recheck(paper: Paper, raw_response: str, domain_scores: dict[str, float] | None = None,
+            answered_on: str | None = None) -> Extraction | None:
     """A stored answer, validated and grounded by today's rules; None if it no longer passes them."""
     try:
         tags, dropped = check_answer(paper, raw_response, paper.abstract, domain_scores)
     except ValidationError:
         return None
-    return Extraction(paper, tags, raw_response, 0, 0, 0.0, False, dropped=dropped, domain_scores=domain_scores)
+    return Extraction(paper, tags, raw_response, 0, 0, 0.0, False, dropped=dropped, domain_scores=domain_scores,
+                      answered_on=answered_on)

@@ -119,8 +119,8 @@ def recheck_stored(store: Store, todo: list[Paper], spec: str, prompt: Prompt) -
     answers = store.reusable_answers(spec, prompt, [paper.content_hash for paper in todo])
     rechecked, remaining = [], []
     for paper in todo:
-        raw, domain_scores = answers.get(paper.content_hash, (None, None))
-        result = recheck(paper, raw, domain_scores) if raw else None
+        raw, domain_scores, answered_on = answers.get(paper.content_hash, (None, None, None))
+        result = recheck(paper, raw, domain_scores, answered_on) if raw else None
         if result:
             rechecked.append(result)
         else:

@@ -561,9 +561,10 @@ class Reader:
         ))
 
     def predictions(self, model: str, prompt: Prompt) -> dict[str, dict[str, Any]]:
-        """Each paper's good extraction by this model and prompt, as the labels the eval scorer compares."""
+        """Each paper's good extraction by this model and prompt, as the labels the eval scorer compares, with the
+        machine its answer came from."""
         rows = rows_as_dicts(self.con.execute(
-            """SELECT e.paper_id, e.summary, e.domain,
+            """SELECT e.paper_id, e.summary, e.domain, e.answered_on,
                    coalesce(list(t.value ORDER BY t.position) FILTER (WHERE t.kind = 'task'), []) AS tasks,
                    coalesce(list(t.value ORDER BY t.position) FILTER (WHERE t.kind = 'method'), []) AS methods,
                    coalesce(list(t.value ORDER BY t.position) FILTER (WHERE t.kind = 'benchmark'), []) AS benchmarks

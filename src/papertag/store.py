@@ -196,6 +196,9 @@ MIGRATIONS: list = [
     "ALTER TABLE extractions ADD COLUMN domain_scores VARCHAR;",
     # 11: see _search_postings.
     _search_postings,
+    # 12: the machine each answer came from (machine.py): a CPU for the embedded model, a host for a server; NULL
+    # for answers stored before it was recorded.
+    "ALTER TABLE extractions ADD COLUMN answered_on VARCHAR;",
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 # An extraction is reused only if all of these match; the paper id and its text hash say which text it describes.
@@ -331,7 +334,7 @@ EXTRACTION_SCHEMA = pa.schema([
     ("summary", pa.string()), ("domain", pa.string()), ("raw_response", pa.string()), ("error", pa.string()),
     ("prompt_tokens", pa.int32()), ("completion_tokens", pa.int32()), ("latency_s", pa.float64()),
     ("truncated", pa.bool_()), ("created_at", pa.timestamp("us")), ("dropped_tags", pa.list_(pa.string())),
-    ("domain_scores", pa.string()),
+    ("domain_scores", pa.string()), ("answered_on", pa.string()),
 ])
 TAG_SCHEMA = pa.schema([
     ("extraction_id", pa.int64()), ("paper_id", pa.string()), ("kind", pa.string()), ("value", pa.string()),
@@ -541,22 +544,24 @@ class Store:
         return set(rows)
 
     def reusable_answers(self, model: str, prompt: Prompt,
-                         content_hashes: list[str]) -> dict[str, tuple[str, dict[str, float] | None]]:
+                         content_hashes: list[str]) -> dict[str, tuple[str, dict[str, float] | None, str | None]]:
         """For each of these texts, the newest raw answer this model gave to this prompt, with its domain
-        probabilities, under any paper id and schema version: the answer is re-checked by today's rules instead of
+        probabilities and the machine it came from, under any paper id and schema version: the answer is re-checked by today's rules instead of
         asking the model again (the same text under a second id, or only validation or grounding changed)."""
         if not content_hashes:
             return {}
         wanted = pa.table({"content_hash": pa.array(sorted(set(content_hashes)), pa.string())})
         with self._registered(wanted_hashes=wanted):
             rows = self.con.execute(
-                """SELECT e.content_hash, arg_max(e.raw_response, e.id), arg_max(e.domain_scores, e.id)
+                """SELECT e.content_hash, arg_max(e.raw_response, e.id), arg_max(e.domain_scores, e.id),
+                          arg_max(e.answered_on, e.id)
                    FROM extractions e SEMI JOIN wanted_hashes w ON w.content_hash = e.content_hash
                    WHERE e.status = 'ok' AND e.raw_response IS NOT NULL AND e.model = ? AND e.prompt_version = ?
                    GROUP BY e.content_hash""",
                 [model, prompt.version],
             ).fetchall()
-        return {content_hash: (raw, json.loads(scores) if scores else None) for content_hash, raw, scores in rows}
+        return {content_hash: (raw, json.loads(scores) if scores else None, answered_on)
+                for content_hash, raw, scores, answered_on in rows}
 
     def failed_paper_ids(self, model: str, prompt: Prompt) -> set[str]:
         """Papers whose current text failed under this model, prompt and schema, and has no good extraction from them."""
@@ -624,7 +629,7 @@ class Store:
                 "ok" if found else "failed", found.summary if found else None, found.domain if found else None,
                 result.raw_response, result.error, result.prompt_tokens, result.completion_tokens, result.latency_s,
                 result.truncated, now, result.dropped,
-                json.dumps(result.domain_scores) if result.domain_scores else None,
+                json.dumps(result.domain_scores) if result.domain_scores else None, result.answered_on,
             )):
                 extractions[column].append(value)
             if not found:

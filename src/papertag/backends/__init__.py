@@ -29,6 +29,9 @@ class Endpoint:
     # Ask for token log-probabilities, which give the domain's runners-up (domain_logprobs.py). Off unless the
     # backend knows the server returns them: some OpenAI models refuse requests that ask.
     logprobs: bool = False
+    # Where the model runs, stored with every answer (machine.py says why): this CPU for the embedded model, the
+    # server's host for an OpenAI-compatible endpoint.
+    answered_on: str = ""
 
     def __post_init__(self) -> None:
         remember_secret(self.api_key)  # a server's error message may quote the key back

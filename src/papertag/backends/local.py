@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .. import weights
+from ..machine import cpu_name
 from ..errors import BackendError, ConfigurationError
 from . import BackendOptions, Endpoint
 
@@ -110,6 +111,7 @@ def open_endpoint(name: str, options: BackendOptions) -> Iterator[Endpoint]:
             # llama.cpp returns them for chat completions; the lean the domain decision divides out (domains.py) was
             # measured for the default model only, so other models keep their plain answer.
             logprobs=name == "",
+            answered_on=f"{cpu_name()}, {threads} threads",
         )
     except KeyboardInterrupt:
         # Stopping llama.cpp waits for every slot's answer in progress, minutes on a CPU (measured: still waiting

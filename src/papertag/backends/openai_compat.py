@@ -6,6 +6,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from ..errors import ConfigurationError
+from ..machine import server_host
 from . import BackendOptions, Endpoint
 
 OPENAI_URL = "https://api.openai.com/v1"
@@ -30,4 +31,6 @@ def open_endpoint(model: str, options: BackendOptions) -> Iterator[Endpoint]:
         context_tokens=settings.context_tokens,
         concurrency=8,
         timeout_s=settings.timeout_s,
+        answered_on=server_host(base_url),
     )
+
