@@ -247,6 +247,7 @@ def _results(store: Store, job: dict[str, Any], batch_status: str, lines: list[d
     missing = {"error": {"code": "no_result", "message": f"the {batch_status} batch returned nothing for this paper"}}
     submitted = {paper["id"]: paper["content_hash"] for paper in job["papers"]}
     current = store.papers_by_id(list(submitted))
+    answered_on = server_host(job["base_url"])
     results = []
     for paper_id, content_hash in submitted.items():
         paper = current.get(paper_id)
@@ -254,7 +255,7 @@ def _results(store: Store, job: dict[str, Any], batch_status: str, lines: list[d
             report.changed_since_submit += 1
             continue
         result = extraction_from_line(by_paper.get(paper_id, missing), paper, job["max_abstract_chars"])
-        result.answered_on = server_host(job["base_url"])
+        result.answered_on = answered_on
         results.append(result)
         if result.ok:
             report.extracted += 1

@@ -679,7 +679,8 @@ def eval_command(
     """Score tags against a hand-labelled set: P/R/F1 per tag field, domain accuracy, summary ROUGE.
 
     Extractions are cached, so re-scoring an unchanged model and prompt makes no LLM call. Every run is stored;
-    --compare A B shows what a prompt or model change did.
+    --compare A B shows what a prompt or model change did. Each run also says which machine its answers came from
+    (a CPU for the embedded model, host:port for a server): greedy answers differ between CPUs.
     """
     library = Library(db, model=model, base_url=base_url, settings=Settings.from_env())
     with OrderlyStop() as stop:

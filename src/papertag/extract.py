@@ -269,6 +269,11 @@ class Extractor:
 
     def extract(self, paper: Paper) -> Extraction:
         """The paper's tags, or its failure; raises KeyRejected, sending nothing, once the key is known to be wrong."""
+        result = self._ask(paper)
+        result.answered_on = self.endpoint.answered_on
+        return result
+
+    def _ask(self, paper: Paper) -> Extraction:
         self.key_check.raise_if_rejected()
         abstract, truncated = fit_abstract(paper.abstract, self.max_abstract_chars)
         started = time.perf_counter()
@@ -292,11 +297,8 @@ class Extractor:
         except Exception as error:  # recorded per paper; the run goes on, unless the key is wrong
             self.key_check.saw_failure(error)
             rescued = rescue_title_summary(error, paper, abstract, time.perf_counter() - started, truncated)
-            if rescued:
-                rescued.answered_on = self.endpoint.answered_on
-                return rescued
-            return Extraction(paper, None, None, 0, 0, time.perf_counter() - started, truncated, describe(error),
-                              answered_on=self.endpoint.answered_on)
+            return rescued or Extraction(
+                paper, None, None, 0, 0, time.perf_counter() - started, truncated, describe(error))
         self.key_check.saw_success()
         usage = completion.usage
         logprobs = completion.choices[0].logprobs
@@ -312,7 +314,6 @@ class Extractor:
             completion_tokens=usage.completion_tokens if usage else 0,
             latency_s=time.perf_counter() - started,
             truncated=truncated,
-            answered_on=self.endpoint.answered_on,
         )
 
 
