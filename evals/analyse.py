@@ -23,7 +23,8 @@ from pathlib import Path
 import duckdb
 
 from papertag import domains, grounding
-from papertag.evals import load_gold
+from papertag.evals import load_gold, outside_prompt
+from papertag.prompts import load_prompt
 from papertag.extract import finish
 from papertag.schema import DOMAINS, PaperTags
 from papertag.scoring import matched_and_missed, paper_errors, same_benchmark, score
@@ -180,6 +181,9 @@ def main() -> None:
     if args.lean:
         print(json.dumps(model_lean(gold, answers)))
         return
+    gold, in_prompt = outside_prompt(gold, load_prompt())  # scored as `papertag eval` scores: examples left out
+    if in_prompt:
+        print(f"note: {len(in_prompt)} papers are few-shot examples in the prompt and are not scored", file=sys.stderr)
     missing = sum(item.paper.id not in answers for item in gold)
     if missing:
         print(f"note: {missing} of {len(gold)} papers have no stored answer and score as empty", file=sys.stderr)

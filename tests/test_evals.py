@@ -208,3 +208,22 @@ def test_each_run_says_which_machine_its_answers_came_from(db_path):
         runs = reader.eval_runs()
     assert compare(runs, first["id"], rechecked["id"])["note"] == ""
     assert "answers came from different machines" in compare(runs, first["id"], again["id"])["note"]
+
+
+def test_few_shot_example_papers_are_not_scored(db_path):
+    prompt = load_prompt()
+    example_titles = {example["title"] for example in prompt.examples}
+    dev = [item for item in load_gold(REPO_GOLD) if item.split == "dev"]
+    leaked = [item.paper.title for item in dev if item.paper.title in example_titles]
+    assert leaked, "the prompt's examples are dev papers; pick another gold paper for this test"
+    run, calls = evaluate(db_path, "perfect", prompt, split="dev")
+    assert calls == run["metrics"]["papers"] == len(dev) - len(leaked)
+    assert sorted(run["metrics"]["in_prompt"]) == sorted(leaked)
+    # A prompt whose examples are other papers scores the whole split; compare says the two runs differ in size.
+    elsewhere = [dict(example, title=f"Another paper {n}") for n, example in enumerate(prompt.examples)]
+    whole, _ = evaluate(db_path, "perfect", dataclasses.replace(prompt, examples=tuple(elsewhere), version="other01"),
+                        split="dev")
+    assert whole["metrics"]["papers"] == len(dev) and whole["metrics"]["in_prompt"] == []
+    with Reader(db_path) as reader:
+        note = compare(reader.eval_runs(), run["id"], whole["id"])["note"]
+    assert f"different numbers of papers ({len(dev) - len(leaked)} against {len(dev)})" in note

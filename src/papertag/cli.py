@@ -752,6 +752,9 @@ def _eval(library: Library, gold: Path, limit: Optional[int], split: Split, show
     metrics = run["metrics"]
     out.print(f"eval run {run['id']}: {shown(model)}, prompt {run['prompt_version']}, split {run['split']}, "
               f"{metrics['papers']} papers ({metrics['failed']} failed)", highlight=False)
+    if metrics.get("in_prompt"):
+        out.print(f"not scored, being few-shot examples in the prompt: {shown('; '.join(metrics['in_prompt']))}",
+                  highlight=False)
     table = Table("field", "precision", "recall", "F1", "predicted", "gold")
     for field in ("benchmarks", "tasks", "methods", "micro"):
         m = metrics[field]

@@ -17,6 +17,7 @@ from .prompts import Prompt
 from .schema import DOMAINS
 from .scoring import paper_errors, score, score_tldrs
 from .sources import Paper, make_paper, read_text
+from .text import tag_key
 from .queries import Reader
 from .store import Store
 
@@ -207,13 +208,17 @@ def run_eval(
     on_result: Callable = lambda result: None,
     make_extractor: Callable | None = None,
 ) -> dict[str, Any]:
-    gold = [item for item in labelled if split == "all" or item.split == split]
-    if not gold:
+    in_split = [item for item in labelled if split == "all" or item.split == split]
+    if not in_split:
         raise InputError(f"{gold_path}: no papers in split {split!r}")
+    gold, in_prompt = outside_prompt(in_split, prompt)
+    if not gold:
+        raise InputError(f"{gold_path}: every paper in split {split!r} is a few-shot example in the prompt")
     run, predictions = _tag_and_score(
         store, [item.paper for item in gold],
         lambda predictions: score((item.labels, predictions.get(item.paper.id), item.paper.title) for item in gold)
-        | category_agreement(gold, predictions),
+        | category_agreement(gold, predictions)
+        | {"in_prompt": in_prompt},  # stored with the run: runs that scored these papers are told apart
         gold_path=gold_path, split=split, spec=spec, prompt=prompt, options=options,
         on_start=on_start, on_result=on_result, make_extractor=make_extractor,
     )
@@ -224,6 +229,14 @@ def run_eval(
         if (errors := paper_errors(item.labels, predictions.get(item.paper.id)))
     ]
     return run
+
+
+def outside_prompt(gold: list[GoldPaper], prompt: Prompt) -> tuple[list[GoldPaper], list[str]]:
+    """The papers that are not few-shot examples in the prompt, and the titles of those that are: the model sees
+    an example's answer with every paper, so scoring it would measure copying, not tagging."""
+    example_titles = {tag_key(example.get("title", "")) for example in prompt.examples}
+    outside = [item for item in gold if tag_key(item.paper.title) not in example_titles]
+    return outside, [item.paper.title for item in gold if item not in outside]
 
 
 def category_agreement(gold: list[GoldPaper], predictions: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -288,6 +301,9 @@ def compare(runs: list[dict[str, Any]], first: int, second: int) -> dict[str, An
     notes = []
     if a["gold_sha256"] != b["gold_sha256"] or a["split"] != b["split"]:
         notes.append("runs used different gold files or splits; deltas are not like for like")
+    counts = [run["metrics"].get("papers") for run in (a, b)]
+    if counts[0] != counts[1]:  # e.g. a run from before few-shot examples were left out of scoring
+        notes.append(f"runs scored different numbers of papers ({counts[0]} against {counts[1]})")
     machines = [set(run["metrics"]["answered_on"]) for run in (a, b) if "answered_on" in run["metrics"]]
     if len(machines) == 2 and machines[0] != machines[1]:  # runs stored before machines were recorded say nothing
         notes.append(f"answers came from different machines ({answered_on_text(a['metrics'])} against "
