@@ -78,7 +78,7 @@ def main() -> None:
         f"({cpu_name()}), no GPU. Gold labels: `evals/gold.jsonl` (scoring rules in `evals/README.md`).",
         "Dev papers were used to tune the prompt; the few-shot examples in the prompt are not scored (three dev papers for",
         "prompts up to v10, so their dev rows cover 57 papers; runs stored before 2026-11-29 scored all 60).",
-        "only the test split is an honest estimate. Answers are cached, so a row can score answers made on another machine",
+        "Only the test split is an honest estimate. Answers are cached, so a row can score answers made on another machine",
         "than this one; \"answers from\" names the CPU that made them (the same prompt gives some other answers on another CPU).",
         "",
         header,

@@ -680,7 +680,8 @@ def eval_command(
 
     Extractions are cached, so re-scoring an unchanged model and prompt makes no LLM call. Every run is stored;
     --compare A B shows what a prompt or model change did. Each run also says which machine its answers came from
-    (a CPU for the embedded model, host:port for a server): greedy answers differ between CPUs.
+    (a CPU for the embedded model, host:port for a server): greedy answers differ between CPUs. Gold papers that
+    are few-shot examples in the prompt are not scored; the run names them.
     """
     library = Library(db, model=model, base_url=base_url, settings=Settings.from_env())
     with OrderlyStop() as stop:

@@ -235,8 +235,13 @@ def outside_prompt(gold: list[GoldPaper], prompt: Prompt) -> tuple[list[GoldPape
     """The papers that are not few-shot examples in the prompt, and the titles of those that are: the model sees
     an example's answer with every paper, so scoring it would measure copying, not tagging."""
     example_titles = {tag_key(example.get("title", "")) for example in prompt.examples}
-    outside = [item for item in gold if tag_key(item.paper.title) not in example_titles]
-    return outside, [item.paper.title for item in gold if item not in outside]
+    outside, in_prompt = [], []
+    for item in gold:
+        if tag_key(item.paper.title) in example_titles:
+            in_prompt.append(item.paper.title)
+        else:
+            outside.append(item)
+    return outside, in_prompt
 
 
 def category_agreement(gold: list[GoldPaper], predictions: dict[str, dict[str, Any]]) -> dict[str, Any]:
