@@ -3,7 +3,8 @@ fixed SciTLDR dev subset (and `local` on all 619 SciTLDR dev papers), then add t
 domain confusion matrix and error counts.
 
 Usage (from the repository root, after `make setup`): .venv/bin/python evals/make_results.py
-Extractions are cached in evals/evals.duckdb, so a re-run with an unchanged prompt makes no LLM call.
+Extractions are cached in evals/evals.duckdb, so a re-run with an unchanged prompt makes no LLM call. That database
+is not in git; the answers are, in evals/answers.jsonl: restored into it first, written back from it at the end.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
+from answers import ANSWERS, DB, export, restore
 from papertag.evals import HEADLINE_METRICS, answered_on_text, metric
 from papertag.machine import cpu_name
 
@@ -56,6 +58,8 @@ def run(model: str, *selection: str) -> tuple[str, dict]:
 
 
 def main() -> None:
+    if ANSWERS.exists():
+        print(f"restored {restore(DB, ANSWERS)} answers from {ANSWERS.name}", file=sys.stderr)
     rows, tldr_rows = [], []
     for model in MODELS:
         for split in SPLITS:
@@ -134,6 +138,7 @@ def main() -> None:
     if notes.exists():
         lines += ["", notes.read_text().strip()]
     (ROOT / "evals" / "RESULTS.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {export(DB, ANSWERS)} answers to {ANSWERS.name}", file=sys.stderr)
     print("wrote evals/RESULTS.md", file=sys.stderr)
 
 
