@@ -39,7 +39,8 @@ def export(db: Path, answers: Path) -> int:
     try:
         rows = con.execute(
             f"""SELECT {", ".join(FIELDS)} FROM extractions WHERE status = 'ok' AND raw_response IS NOT NULL
-                QUALIFY row_number() OVER (PARTITION BY model, prompt_version, content_hash ORDER BY completion_tokens > 0 DESC, id DESC) = 1
+                QUALIFY row_number() OVER (PARTITION BY model, prompt_version, content_hash
+                                           ORDER BY completion_tokens > 0 DESC, id DESC) = 1
                 ORDER BY model, prompt_version, content_hash""").fetchall()
     finally:
         con.close()
@@ -81,10 +82,11 @@ def main() -> None:
     parser.add_argument("--db", type=Path, default=DB)
     parser.add_argument("--answers", type=Path, default=ANSWERS)
     args = parser.parse_args()
+    source = args.db if args.action == "export" else args.answers
+    if not source.exists():
+        sys.exit(f"{source}: no such file")
     if args.action == "export":
         print(f"wrote {export(args.db, args.answers)} answers to {args.answers}", file=sys.stderr)
-    elif not args.answers.exists():
-        sys.exit(f"{args.answers}: no such file")
     else:
         print(f"restored {restore(args.db, args.answers)} answers into {args.db}", file=sys.stderr)
 

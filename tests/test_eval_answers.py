@@ -11,9 +11,13 @@ from test_evals import evaluate
 SCRIPT = Path(__file__).resolve().parents[1] / "evals" / "answers.py"
 
 
-def answers(action, db, path):
-    done = subprocess.run([sys.executable, str(SCRIPT), action, "--db", str(db), "--answers", str(path)],
+def run_script(action, db, path):
+    return subprocess.run([sys.executable, str(SCRIPT), action, "--db", str(db), "--answers", str(path)],
                           capture_output=True, text=True, check=False)
+
+
+def answers(action, db, path):
+    done = run_script(action, db, path)
     assert done.returncode == 0, done.stderr
     return done.stderr
 
@@ -37,6 +41,11 @@ def test_a_fresh_database_restored_from_the_text_file_scores_the_same_with_no_mo
 
 
 def test_restore_without_the_file_is_one_line(tmp_path):
-    done = subprocess.run([sys.executable, str(SCRIPT), "restore", "--db", str(tmp_path / "x.duckdb"), "--answers",
-                           str(tmp_path / "none.jsonl")], capture_output=True, text=True, check=False)
+    done = run_script("restore", tmp_path / "x.duckdb", tmp_path / "none.jsonl")
     assert done.returncode == 1 and done.stderr.strip() == f"{tmp_path / 'none.jsonl'}: no such file"
+
+
+def test_export_without_the_database_is_one_line_and_writes_nothing(tmp_path):
+    done = run_script("export", tmp_path / "none.duckdb", tmp_path / "answers.jsonl")
+    assert done.returncode == 1 and done.stderr.strip() == f"{tmp_path / 'none.duckdb'}: no such file"
+    assert not (tmp_path / "answers.jsonl").exists() and not (tmp_path / "none.duckdb").exists()
