@@ -24,7 +24,7 @@ from pathlib import Path
 
 import openai
 
-from analyse import predictions, stored_answers
+from analyse import VARIANTS, predictions, stored_answers
 from papertag.backends import BackendOptions, open_endpoint
 from papertag.evals import load_gold, outside_prompt
 from papertag.prompts import load_prompt
@@ -39,7 +39,7 @@ Answer only this, as JSON {"tasks": [...], "methods": [...]}, about the paper ab
 PHRASES = {"type": "array", "items": {"type": "string", "maxLength": 80}}
 SCHEMA = {"type": "object", "required": ["tasks", "methods"], "properties": {
     "tasks": PHRASES | {"minItems": 2, "maxItems": 3}, "methods": PHRASES | {"minItems": 3, "maxItems": 4}}}
-CURRENT_RULES = "+ domain cues (current)"
+CURRENT_RULES = VARIANTS[-1]  # all of papertag's post-processing, as `papertag eval` applies it
 
 
 def ask_focused(papers, prompt) -> dict[str, dict]:

@@ -33,4 +33,3 @@ def open_endpoint(model: str, options: BackendOptions) -> Iterator[Endpoint]:
         timeout_s=settings.timeout_s,
         answered_on=server_host(base_url),
     )
-
